@@ -1,0 +1,167 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import metricsPlugin from 'fastify-metrics';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pino, type DestinationStream, type LoggerOptions } from 'pino';
+import { Inventory } from './core/inventory.js';
+import type { PolicyName } from './core/model.js';
+import { Principals } from './core/principals.js';
+import { requireAuthentication } from './http/auth.js';
+import { registerErrorHandling } from './http/errors.js';
+import { auditRoutes } from './http/routes/audit.js';
+import { deviceRoutes } from './http/routes/devices.js';
+import { groupRoutes } from './http/routes/groups.js';
+import { healthRoutes } from './http/routes/health.js';
+import { principalRoutes } from './http/routes/principals.js';
+import { systemRoutes } from './http/routes/system.js';
+import { topologyRoutes } from './http/routes/topology.js';
+import { fromDocument, type TopologyDocument } from './schemas/topology.js';
+import { MEMORY, openDatabase, type Db } from './store/database.js';
+import { nodeSecrets } from './store/secrets.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { demoTopology } from './topology/demo.js';
+import { VERSION } from './version.js';
+
+export interface AppOptions {
+  /** SQLite file, or ":memory:" (tests). */
+  db: string;
+  /** Policy for a new database, or an explicit choice at start. */
+  policy?: PolicyName;
+  /** Inventory to load at start (from --topology or --sysfs); without it a new database gets the demo. */
+  topology?: TopologyDocument;
+  /** Fixed admin token (IOASD_ADMIN_TOKEN); otherwise one is generated on first start. */
+  adminToken?: string;
+  /** A pino logger (see {@link createLogger}); without one the app logs nothing (tests). */
+  logger?: FastifyBaseLogger;
+}
+
+export interface Services {
+  db: Db;
+  store: SqliteStore;
+  inventory: Inventory;
+  principals: Principals;
+  /** Where the generated admin token was written on this start, if it was. */
+  adminTokenFile: string | null;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ioasd: Services;
+  }
+}
+
+export type App = FastifyInstance;
+
+/** JSON lines on stdout; the Authorization header and any token field are never written. */
+export function createLogger(level: string, destination?: DestinationStream): FastifyBaseLogger {
+  const options: LoggerOptions = {
+    level,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'token', '*.token'], censor: '[redacted]' },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Builds the whole service without listening: tests call `inject`, main.ts calls `listen`.
+ * Opening the database takes the single-server lock; closing the app releases it.
+ */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const services = bootstrap(options);
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    // A caller's x-request-id is kept when it is sane, so its logs and ours line up.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.decorate('ioasd', services);
+  app.addHook('onClose', async () => services.db.close());
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  if (services.adminTokenFile) app.log.info({ file: services.adminTokenFile }, 'admin token written (mode 0600)');
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'ioasd',
+        version: VERSION,
+        description: 'Control plane for IOMMU groups, I/O address spaces and DMA ownership (VFIO group-first and iommufd device-first).',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  // fastify-metrics is CommonJS with its plugin on `default`.
+  await app.register(metricsPlugin.default, {
+    endpoint: { url: '/metrics', schema: { hide: true }, logLevel: 'warn' } as never,
+    clearRegisterOnInit: true,
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(healthRoutes);
+  await app.register(
+    async (v1) => {
+      requireAuthentication(v1);
+      await v1.register(systemRoutes);
+      await v1.register(principalRoutes);
+      await v1.register(topologyRoutes);
+      await v1.register(groupRoutes);
+      await v1.register(deviceRoutes);
+      await v1.register(auditRoutes);
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}
+
+/** Opens the database and brings inventory, policy and the admin principal to a usable state. */
+function bootstrap(options: AppOptions): Services {
+  const { db } = openDatabase(options.db);
+  try {
+    const store = new SqliteStore(db);
+    const inventory = new Inventory(store);
+    const principals = new Principals(store, nodeSecrets);
+    if (options.topology) {
+      inventory.import({ ...fromDocument(options.topology, store.hasTopology() ? store.getIommu() : undefined), mode: 'replace' }, null);
+    } else if (!store.hasTopology()) {
+      inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
+    }
+    if (options.policy) store.setPolicy(options.policy);
+    else if (!store.getPolicy()) store.setPolicy('device-first');
+
+    const admin = principals.ensureBootstrapAdmin(options.adminToken, new Date().toISOString());
+    let adminTokenFile: string | null = null;
+    if (admin.token !== undefined && options.db !== MEMORY) {
+      adminTokenFile = join(dirname(options.db), 'admin.token');
+      writeFileSync(adminTokenFile, admin.token + '\n', { mode: 0o600 });
+      chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
+    }
+    return { db, store, inventory, principals, adminTokenFile };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

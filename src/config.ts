@@ -1,0 +1,78 @@
+import { parseArgs } from 'node:util';
+import type { PolicyName } from './core/model.js';
+import { POLICIES } from './core/model.js';
+
+export interface Config {
+  host: string;
+  port: number;
+  db: string;
+  policy: PolicyName | undefined;
+  topology: string | undefined;
+  sysfs: string | undefined;
+  logLevel: string;
+  adminToken: string | undefined;
+}
+
+/** Each option is a flag and an IOASD_* variable; the flag wins. */
+const OPTIONS = {
+  host: { env: 'IOASD_HOST', help: 'address to listen on (default 127.0.0.1)' },
+  port: { env: 'IOASD_PORT', help: 'port; 0 picks a free one (default 8080)' },
+  db: { env: 'IOASD_DB', help: 'SQLite file (default ./data/ioasd.db)' },
+  policy: { env: 'IOASD_POLICY', help: 'group-first | device-first (default device-first on a new database)' },
+  topology: { env: 'IOASD_TOPOLOGY', help: 'load the inventory from this JSON topology document' },
+  sysfs: { env: 'IOASD_SYSFS', help: 'load the inventory from this sysfs tree (e.g. /sys)' },
+  'log-level': { env: 'IOASD_LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent (default info)' },
+} as const;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export class ConfigError extends Error {}
+
+export const USAGE = `usage: ioasd [options]\n${Object.entries(OPTIONS)
+  .map(([flag, o]) => `  --${flag.padEnd(10)} ${o.env.padEnd(16)} ${o.help}`)
+  .join('\n')}\n  IOASD_ADMIN_TOKEN: use this as the admin token instead of generating one`;
+
+/** Reads and validates the configuration; a bad value is a {@link ConfigError} naming it. */
+export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }]));
+    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const get = (flag: keyof typeof OPTIONS): string | undefined => {
+    const v = (values[flag] as string | undefined) ?? env[OPTIONS[flag].env];
+    return v === undefined || v === '' ? undefined : v;
+  };
+
+  const portText = get('port') ?? '8080';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new ConfigError(`--port/IOASD_PORT: ${portText} is not a port number (0-65535)`);
+
+  const policy = get('policy');
+  if (policy !== undefined && !POLICIES.includes(policy as PolicyName)) {
+    throw new ConfigError(`--policy/IOASD_POLICY: ${policy} is not one of ${POLICIES.join(', ')}`);
+  }
+  const logLevel = get('log-level') ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`--log-level/IOASD_LOG_LEVEL: ${logLevel} is not one of ${[...LOG_LEVELS].join(', ')}`);
+
+  const topology = get('topology');
+  const sysfs = get('sysfs');
+  if (topology !== undefined && sysfs !== undefined) throw new ConfigError('--topology and --sysfs cannot both be given');
+
+  const adminToken = env.IOASD_ADMIN_TOKEN === '' ? undefined : env.IOASD_ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken.length < 16) throw new ConfigError('IOASD_ADMIN_TOKEN must be at least 16 characters');
+
+  return {
+    host: get('host') ?? '127.0.0.1',
+    port,
+    db: get('db') ?? './data/ioasd.db',
+    policy: policy as PolicyName | undefined,
+    topology,
+    sysfs,
+    logLevel,
+    adminToken,
+  };
+}

@@ -1,0 +1,161 @@
+import { fail } from './errors.js';
+import { groupKindFor } from './devices.js';
+import { groupView, type GroupView } from './groups.js';
+import type { Device, DeviceKind, Topology } from './model.js';
+import type { Store } from './ports.js';
+import { assertValidTopology, mergeTopology } from './topology.js';
+
+export interface DeviceFilter {
+  group?: number;
+  driver?: string;
+  kind?: DeviceKind;
+  /** true: only devices whose group has no user owner; false: only owned ones. */
+  free?: boolean;
+}
+
+export interface ImportRequest {
+  topology: Topology;
+  /** Per-group device lists given in the document, checked against the devices' groupId. */
+  groupMembers: ReadonlyMap<number, readonly string[]>;
+  mode: 'replace' | 'merge';
+}
+
+/**
+ * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
+ * every read rather than stored, so it can never disagree with the drivers it is derived from.
+ */
+export class Inventory {
+  constructor(private readonly store: Store) {}
+
+  topology(): Topology {
+    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices() };
+  }
+
+  /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
+  import(req: ImportRequest, actor: string | null): Topology {
+    return this.store.transaction(() => {
+      const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
+      assertValidTopology(next, req.groupMembers);
+      this.store.clearInventory();
+      this.store.setIommu(next.iommu);
+      for (const g of next.groups) this.store.insertGroup(g);
+      // Parents first, so the parent foreign key holds at every insert.
+      for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+      this.store.audit({ actor, action: 'topology.import', target: 'topology', detail: { mode: req.mode, groups: next.groups.length, devices: next.devices.length } });
+      return this.topology();
+    });
+  }
+
+  listGroups(): GroupView[] {
+    const members = new Map<number, Device[]>();
+    for (const d of this.store.listDevices()) {
+      const list = members.get(d.groupId);
+      if (list) list.push(d);
+      else members.set(d.groupId, [d]);
+    }
+    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? []));
+  }
+
+  getGroup(id: number): GroupView {
+    const group = this.store.getGroup(id);
+    if (!group) fail('ENOENT', `group ${id} does not exist`);
+    return groupView(group, this.store.devicesInGroup(id));
+  }
+
+  listDevices(filter: DeviceFilter = {}): Device[] {
+    return this.store.listDevices().filter(
+      (d) =>
+        (filter.group === undefined || d.groupId === filter.group) &&
+        (filter.driver === undefined || d.driver === filter.driver) &&
+        (filter.kind === undefined || d.kind === filter.kind) &&
+        // Nothing can own a group yet: every device is free until ownership exists.
+        (filter.free === undefined || filter.free === true),
+    );
+  }
+
+  getDevice(id: string): Device {
+    const device = this.store.getDevice(id);
+    if (!device) fail('ENOENT', `device ${id} does not exist`);
+    return device;
+  }
+
+  /**
+   * Hot-plug: a device appears. A group it names that does not exist yet appears with it (a new
+   * device usually brings its own group); an existing group must be of the device's kind.
+   */
+  addDevice(device: Device, actor: string | null): Device {
+    return this.store.transaction(() => {
+      if (this.store.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
+      const group = this.store.getGroup(device.groupId);
+      const wanted = groupKindFor(device.kind);
+      if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
+      else if (group.kind !== wanted) {
+        fail('EINVAL', `${device.kind} device cannot join ${group.kind} group ${group.id}`, {
+          problems: [{ path: 'groupId', message: `group ${group.id} is ${group.kind}` }],
+        });
+      }
+      const next = { ...this.topology(), devices: [...this.store.listDevices(), device] };
+      assertValidTopology(next);
+      this.store.insertDevice(device);
+      this.store.audit({ actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } });
+      return device;
+    });
+  }
+
+  /**
+   * Hot-unplug: the device goes, and with it the devices that hang off it (a PF's VFs, a parent's
+   * mdevs), as the kernel removes them. A group left empty goes too. Returns the removed ids.
+   */
+  deleteDevice(id: string, actor: string | null): string[] {
+    return this.store.transaction(() => {
+      const device = this.getDevice(id);
+      const removed = this.descendants(device);
+      const groups = new Set(removed.map((d) => d.groupId));
+      // Children first: the parent foreign key must hold at every delete.
+      for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
+      for (const g of groups) if (this.store.devicesInGroup(g).length === 0) this.store.deleteGroup(g);
+      const ids = removed.map((d) => d.id);
+      this.store.audit({ actor, action: 'device.delete', target: `device:${id}`, detail: { removed: ids } });
+      return ids;
+    });
+  }
+
+  /** Like driverctl set-override: rebinds the device to another driver. */
+  setDriver(id: string, driver: string, actor: string | null): Device {
+    return this.store.transaction(() => {
+      const device = this.getDevice(id);
+      if (device.driver === driver) return device;
+      this.store.setDriver(id, driver);
+      this.store.audit({ actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } });
+      return { ...device, driver };
+    });
+  }
+
+  counts(): { groups: number; devices: number } {
+    return { groups: this.store.listGroups().length, devices: this.store.listDevices().length };
+  }
+
+  /** The device and everything below it, parents before children. */
+  private descendants(root: Device): Device[] {
+    const out = [root];
+    for (let i = 0; i < out.length; i++) out.push(...this.store.childrenOf(out[i]!.id));
+    return out;
+  }
+}
+
+/** Orders devices so that each comes after its parent (parents are validated to exist). */
+export function parentsFirst(devices: readonly Device[]): Device[] {
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  const placed = new Set<string>();
+  const out: Device[] = [];
+  const place = (d: Device, depth: number): void => {
+    if (placed.has(d.id) || depth > devices.length) return;
+    const parent = d.parentId === null ? undefined : byId.get(d.parentId);
+    if (parent) place(parent, depth + 1);
+    placed.add(d.id);
+    out.push(d);
+  };
+  for (const d of devices) place(d, 0);
+  return out;
+}
+

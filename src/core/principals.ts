@@ -1,0 +1,145 @@
+import { fail } from './errors.js';
+import type { Principal, Quotas, Role } from './model.js';
+import type { Secrets, Store } from './ports.js';
+import { U64_MAX } from './u64.js';
+
+/** Defaults for a principal created without quotas: VFIO's default of 65535 DMA entries per container. */
+export const DEFAULT_QUOTAS: Quotas = {
+  maxIoas: 1024,
+  maxMappings: 65535,
+  maxPinnedBytes: U64_MAX,
+  maxPasids: 1024,
+};
+
+export interface NewPrincipal {
+  name: string;
+  role: Role;
+  clearances?: string[];
+  quotas?: Partial<Quotas>;
+}
+
+export interface PrincipalPatch {
+  name?: string;
+  role?: Role;
+  clearances?: string[];
+  quotas?: Partial<Quotas>;
+  /** Issue a new token; the old one stops working at once. */
+  rotateToken?: boolean;
+}
+
+/** The id of the admin principal made on first start. */
+export const BOOTSTRAP_ADMIN_ID = 'admin';
+
+export class Principals {
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: Secrets,
+  ) {}
+
+  list(): Principal[] {
+    return this.store.listPrincipals();
+  }
+
+  get(id: string): Principal {
+    const p = this.store.getPrincipal(id);
+    if (!p) fail('ENOENT', `principal ${id} does not exist`);
+    return p;
+  }
+
+  /** The principal a bearer token belongs to, or undefined. Tokens are compared by hash only. */
+  authenticate(token: string): Principal | undefined {
+    return this.store.findPrincipalByTokenHash(this.secrets.hashToken(token));
+  }
+
+  create(input: NewPrincipal, actor: string | null, now: string): { principal: Principal; token: string } {
+    return this.store.transaction(() => {
+      if (this.store.principalNameTaken(input.name)) fail('EEXIST', `a principal named ${input.name} already exists`);
+      const { token, hash } = this.secrets.newToken();
+      const principal: Principal = {
+        id: this.secrets.newId('p'),
+        name: input.name,
+        role: input.role,
+        clearances: uniqueSorted(input.clearances ?? []),
+        quotas: { ...DEFAULT_QUOTAS, ...input.quotas },
+        createdAt: now,
+      };
+      this.store.insertPrincipal({ ...principal, tokenHash: hash });
+      this.store.audit({ actor, action: 'principal.create', target: `principal:${principal.id}`, detail: { name: principal.name, role: principal.role } });
+      return { principal, token };
+    });
+  }
+
+  update(id: string, patch: PrincipalPatch, actor: string | null): { principal: Principal; token?: string } {
+    return this.store.transaction(() => {
+      const current = this.get(id);
+      if (patch.name !== undefined && this.store.principalNameTaken(patch.name, id)) {
+        fail('EEXIST', `a principal named ${patch.name} already exists`);
+      }
+      if (current.role === 'admin' && patch.role === 'user' && this.store.countAdmins() === 1) {
+        fail('EBUSY', 'the last admin cannot be made a user', { blockers: [{ kind: 'principal', id, reason: 'last admin' }] });
+      }
+      const principal: Principal = {
+        ...current,
+        name: patch.name ?? current.name,
+        role: patch.role ?? current.role,
+        clearances: patch.clearances ? uniqueSorted(patch.clearances) : current.clearances,
+        quotas: { ...current.quotas, ...patch.quotas },
+      };
+      this.store.updatePrincipal(principal);
+      let token: string | undefined;
+      if (patch.rotateToken) {
+        const issued = this.secrets.newToken();
+        this.store.setTokenHash(id, issued.hash);
+        token = issued.token;
+      }
+      const changed = Object.keys(patch).filter((k) => k !== 'rotateToken');
+      this.store.audit({ actor, action: 'principal.update', target: `principal:${id}`, detail: { changed, rotatedToken: token !== undefined } });
+      return token === undefined ? { principal } : { principal, token };
+    });
+  }
+
+  delete(id: string, actor: string | null): void {
+    this.store.transaction(() => {
+      const current = this.get(id);
+      if (id === actor) fail('EBUSY', 'a principal cannot delete itself', { blockers: [{ kind: 'principal', id, reason: 'the caller' }] });
+      if (current.role === 'admin' && this.store.countAdmins() === 1) {
+        fail('EBUSY', 'the last admin cannot be deleted', { blockers: [{ kind: 'principal', id, reason: 'last admin' }] });
+      }
+      this.store.deletePrincipal(id);
+      this.store.audit({ actor, action: 'principal.delete', target: `principal:${id}` });
+    });
+  }
+
+  /**
+   * First start: make the admin principal. With a fixed token (IOASD_ADMIN_TOKEN) the admin's token
+   * is set to it on every start, so a container's configured token always works.
+   * Returns the new token when one was generated (the caller writes it to admin.token).
+   */
+  ensureBootstrapAdmin(fixedToken: string | undefined, now: string): { created: boolean; token?: string } {
+    return this.store.transaction(() => {
+      const existing = this.store.getPrincipal(BOOTSTRAP_ADMIN_ID);
+      if (existing) {
+        if (fixedToken !== undefined) this.store.setTokenHash(BOOTSTRAP_ADMIN_ID, this.secrets.hashToken(fixedToken));
+        return { created: false };
+      }
+      // The bootstrap admin was deleted on purpose while other admins remain: do not bring it back.
+      if (this.store.countAdmins() > 0) return { created: false };
+      const issued = fixedToken === undefined ? this.secrets.newToken() : { token: fixedToken, hash: this.secrets.hashToken(fixedToken) };
+      this.store.insertPrincipal({
+        id: BOOTSTRAP_ADMIN_ID,
+        name: 'admin',
+        role: 'admin',
+        clearances: [],
+        quotas: DEFAULT_QUOTAS,
+        createdAt: now,
+        tokenHash: issued.hash,
+      });
+      this.store.audit({ actor: null, action: 'principal.bootstrap', target: `principal:${BOOTSTRAP_ADMIN_ID}` });
+      return fixedToken === undefined ? { created: true, token: issued.token } : { created: true };
+    });
+  }
+}
+
+function uniqueSorted(labels: string[]): string[] {
+  return [...new Set(labels)].sort();
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import { buildApp, createLogger, type App } from './app.js';
+import { ConfigError, readConfig, USAGE, type Config } from './config.js';
+import { fail, IoasdError } from './core/errors.js';
+import type { TopologyDocument } from './schemas/topology.js';
+import { DatabaseLockedError } from './store/database.js';
+import { readTopologyFile } from './topology/file.js';
+import { readSysfsTopology } from './topology/sysfs.js';
+
+function loadTopology(config: Config): TopologyDocument | undefined {
+  if (config.topology !== undefined) return readTopologyFile(config.topology);
+  if (config.sysfs !== undefined) {
+    const doc = readSysfsTopology(config.sysfs);
+    // A host without an enabled IOMMU has no groups: nothing could be handed out safely.
+    if (doc.devices.length === 0) fail('ENODEV', `no device with an IOMMU group under ${config.sysfs}: is the IOMMU enabled?`);
+    return doc;
+  }
+  return undefined;
+}
+
+/** Stops accepting connections, lets in-flight requests finish, then closes the database. */
+function handleSignals(app: App): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      app.log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    app.log.info({ signal }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function main(): Promise<void> {
+  let config: Config | 'help';
+  try {
+    config = readConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ioasd: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (config === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+
+  const logger = createLogger(config.logLevel);
+  let app: App;
+  try {
+    app = await buildApp({
+      db: config.db,
+      policy: config.policy,
+      topology: loadTopology(config),
+      adminToken: config.adminToken,
+      logger,
+    });
+  } catch (err) {
+    if (err instanceof DatabaseLockedError || err instanceof IoasdError) {
+      logger.fatal(err.message);
+      process.stderr.write(`ioasd: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  handleSignals(app);
+  await app.listen({ host: config.host, port: config.port });
+  app.log.info({ db: config.db, policy: app.ioasd.store.getPolicy() }, 'ioasd ready');
+}
+
+await main();

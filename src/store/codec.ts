@@ -1,0 +1,56 @@
+import type { Iommu, Quotas, ReservedRegion } from '../core/model.js';
+import { fromKey, toKey } from '../core/u64.js';
+
+/**
+ * JSON columns keep u64 values as the same 16-digit hex text the address columns use, so a stored
+ * document reads back exactly.
+ */
+interface StoredRegion {
+  start: string;
+  last: string;
+  type: string;
+}
+
+export function encodeRegions(regions: readonly ReservedRegion[]): string {
+  return JSON.stringify(regions.map((r) => ({ start: toKey(r.start), last: toKey(r.last), type: r.type })));
+}
+
+export function decodeRegions(text: string): ReservedRegion[] {
+  return (JSON.parse(text) as StoredRegion[]).map((r) => ({ start: fromKey(r.start), last: fromKey(r.last), type: r.type }));
+}
+
+export function encodeIommu(iommu: Iommu): string {
+  return JSON.stringify({
+    pageSizes: iommu.pageSizes.map(toKey),
+    aperture: { start: toKey(iommu.aperture.start), last: toKey(iommu.aperture.last) },
+    reservedRegions: JSON.parse(encodeRegions(iommu.reservedRegions)) as StoredRegion[],
+    pasidBits: iommu.pasidBits,
+    features: iommu.features,
+  });
+}
+
+export function decodeIommu(text: string): Iommu {
+  const raw = JSON.parse(text) as {
+    pageSizes: string[];
+    aperture: { start: string; last: string };
+    reservedRegions: StoredRegion[];
+    pasidBits: number;
+    features: Iommu['features'];
+  };
+  return {
+    pageSizes: raw.pageSizes.map(fromKey),
+    aperture: { start: fromKey(raw.aperture.start), last: fromKey(raw.aperture.last) },
+    reservedRegions: decodeRegions(JSON.stringify(raw.reservedRegions)),
+    pasidBits: raw.pasidBits,
+    features: raw.features,
+  };
+}
+
+export function encodeQuotas(q: Quotas): string {
+  return JSON.stringify({ ...q, maxPinnedBytes: toKey(q.maxPinnedBytes) });
+}
+
+export function decodeQuotas(text: string): Quotas {
+  const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes'> & { maxPinnedBytes: string };
+  return { ...raw, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
+}
