@@ -145,7 +145,10 @@ function bootstrap(options: AppOptions): Services {
     const inventory = new Inventory(store);
     const principals = new Principals(store, nodeSecrets);
     if (options.topology) {
-      inventory.import({ ...fromDocument(options.topology, store.hasTopology() ? store.getIommu() : undefined), mode: 'replace' }, null);
+      // A document without iommu keeps the current capabilities, or on a new database the demo's
+      // (a typical x86 IOMMU: 4K/2M/1G pages, 48-bit aperture, the MSI window reserved).
+      const iommu = store.hasTopology() ? store.getIommu() : fromDocument(demoTopology()).topology.iommu;
+      inventory.import({ ...fromDocument(options.topology, iommu), mode: 'replace' }, null);
     } else if (!store.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }

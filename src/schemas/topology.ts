@@ -53,7 +53,7 @@ export const GroupInput = z.object({
 
 export const TopologyInput = z
   .object({
-    iommu: IommuInput.optional().meta({ description: 'absent: the current iommu capabilities stay' }),
+    iommu: IommuInput.optional().meta({ description: "absent: the current iommu capabilities stay (on a new database: the demo's)" }),
     groups: z.array(GroupInput),
     devices: z.array(DeviceInput),
   })
