@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IoasdError } from '../../src/core/errors.js';
+import type { IoasdError } from '../../src/core/errors.js';
 import { fromKey, hex, parseU64, toKey, U64_MAX } from '../../src/core/u64.js';
 
 const u64 = fc.bigInt({ min: 0n, max: U64_MAX });
