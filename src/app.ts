@@ -13,12 +13,15 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pino, type DestinationStream, type LoggerOptions } from 'pino';
+import { Allocator } from './core/allocator.js';
 import { Inventory } from './core/inventory.js';
 import type { PolicyName } from './core/model.js';
-import { Principals } from './core/principals.js';
+import { DEFAULT_QUOTAS, Principals } from './core/principals.js';
 import { requireAuthentication } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { auditRoutes } from './http/routes/audit.js';
+import { contextRoutes } from './http/routes/contexts.js';
+import { ioasRoutes } from './http/routes/ioas.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { groupRoutes } from './http/routes/groups.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -43,6 +46,12 @@ export interface AppOptions {
   adminToken?: string;
   /** A pino logger (see {@link createLogger}); without one the app logs nothing (tests). */
   logger?: FastifyBaseLogger;
+  /** IOASIDs are allocated from this range (default 1..2^31-1). */
+  ioasidRange?: { min: number; max: number };
+  /** Epoch milliseconds; tests pass a fake clock to run leases out. */
+  now?: () => number;
+  /** How often expired leases are looked for (default every second; 0 turns the timer off for tests). */
+  leaseCheckMs?: number;
 }
 
 export interface Services {
@@ -50,6 +59,7 @@ export interface Services {
   store: SqliteStore;
   inventory: Inventory;
   principals: Principals;
+  allocator: Allocator;
   /** Where the generated admin token was written on this start, if it was. */
   adminTokenFile: string | null;
 }
@@ -89,7 +99,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   }).withTypeProvider<ZodTypeProvider>();
 
   app.decorate('ioasd', services);
-  app.addHook('onClose', async () => services.db.close());
+  // Leases are checked at least once a second, and once at start-up (in bootstrap), so a server that
+  // was down while a lease ran out releases it as soon as it is back.
+  const leaseCheckMs = options.leaseCheckMs ?? 1000;
+  const reaper = leaseCheckMs > 0 ? setInterval(() => reapLeases(app), leaseCheckMs) : undefined;
+  reaper?.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(reaper);
+    services.db.close();
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -131,10 +149,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
       await v1.register(groupRoutes);
       await v1.register(deviceRoutes);
       await v1.register(auditRoutes);
+      await v1.register(contextRoutes);
+      await v1.register(ioasRoutes);
     },
     { prefix: '/v1' },
   );
   return app;
+}
+
+function reapLeases(app: App): void {
+  try {
+    const released = app.ioasd.allocator.reapExpired();
+    if (released.length > 0) app.log.info({ contexts: released }, 'leases expired: contexts released');
+  } catch (err) {
+    app.log.error({ err }, 'lease check failed');
+  }
 }
 
 /** Opens the database and brings inventory, policy and the admin principal to a usable state. */
@@ -143,7 +172,15 @@ function bootstrap(options: AppOptions): Services {
   try {
     const store = new SqliteStore(db);
     const inventory = new Inventory(store);
-    const principals = new Principals(store, nodeSecrets);
+    const allocator = new Allocator({
+      store,
+      ioasidRange: options.ioasidRange ?? { min: 1, max: 2 ** 31 - 1 },
+      now: options.now ?? Date.now,
+      newId: nodeSecrets.newId,
+      policy: () => store.getPolicy() ?? 'device-first',
+      quotasOf: (id) => store.getPrincipal(id)?.quotas ?? DEFAULT_QUOTAS,
+    });
+    const principals = new Principals(store, nodeSecrets, (id) => allocator.releasePrincipal(id));
     if (options.topology) {
       // A document without iommu keeps the current capabilities, or on a new database the demo's
       // (a typical x86 IOMMU: 4K/2M/1G pages, 48-bit aperture, the MSI window reserved).
@@ -162,7 +199,8 @@ function bootstrap(options: AppOptions): Services {
       writeFileSync(adminTokenFile, admin.token + '\n', { mode: 0o600 });
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
-    return { db, store, inventory, principals, adminTokenFile };
+    allocator.reapExpired();
+    return { db, store, inventory, principals, allocator, adminTokenFile };
   } catch (err) {
     db.close();
     throw err;

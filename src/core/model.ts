@@ -77,3 +77,55 @@ export interface Principal {
 
 export type PolicyName = 'group-first' | 'device-first';
 export const POLICIES: readonly PolicyName[] = ['group-first', 'device-first'];
+
+export interface Context {
+  id: string;
+  principalId: string;
+  name: string | null;
+  /** Lease length; null for a context that lives until deleted. */
+  leaseSeconds: number | null;
+  /** Epoch milliseconds after which the context is released, or null. */
+  expiresAt: number | null;
+  createdAt: string;
+}
+
+/**
+ * Pinned user memory behind one or more mappings (the kernel's iopt_pages): created by a map, shared
+ * by copies, released with its last mapping. Its bytes are charged to maxPinnedBytes once.
+ */
+export interface Pages {
+  id: number;
+  principalId: string;
+  bytes: bigint;
+  writable: boolean;
+  refs: number;
+}
+
+/** One mapped area: IOVA range -> user address. Mappings never merge and are never split. */
+export interface Mapping {
+  readonly iova: bigint;
+  readonly last: bigint;
+  readonly length: bigint;
+  readonly userAddress: bigint;
+  readonly read: boolean;
+  readonly write: boolean;
+  readonly pages: Pages;
+}
+
+/**
+ * What one IOMMU domain brings to an address space: its smallest page size, aperture and reserved
+ * regions (the iommu's plus those of the devices attached through it).
+ */
+export interface Domain {
+  /** Who holds it: an automatic or manual hwpt id, or the container's IOMMU model. */
+  key: string;
+  minPageSize: bigint;
+  aperture: Range;
+  reserved: Range[];
+}
+
+export type RuleSet = 'iommufd' | 'type1v2';
+
+export function ruleSetFor(policy: PolicyName): RuleSet {
+  return policy === 'group-first' ? 'type1v2' : 'iommufd';
+}

@@ -1,4 +1,4 @@
-import type { Device, GroupRecord, Iommu, PolicyName, Principal } from './model.js';
+import type { Context, Device, GroupRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
@@ -63,7 +63,39 @@ export interface AuditPort {
   listAudit(query: { afterSeq?: number; limit: number }): AuditRecord[];
 }
 
-export interface Store extends InventoryPort, PrincipalPort, SystemPort, AuditPort {
+/** An IOAS row as stored (its mappings and domains live elsewhere). */
+export interface StoredIoas {
+  id: number;
+  contextId: string;
+  allowed: Range[];
+  createdAt: string;
+}
+
+/**
+ * Write-through persistence of the allocator: the core changes its in-memory index and calls these
+ * in the same synchronous step, inside one transaction.
+ */
+export interface AllocatorPort {
+  insertContext(c: Context): void;
+  setContextLease(id: string, leaseSeconds: number | null, expiresAt: number | null): void;
+  deleteContext(id: string): void;
+  insertIoas(ioas: StoredIoas): void;
+  setAllowedRanges(ioasId: number, ranges: Range[]): void;
+  deleteIoas(id: number): void;
+  insertPages(p: Pages): void;
+  deletePages(id: number): void;
+  insertMapping(ioasId: number, m: Mapping): void;
+  deleteMapping(ioasId: number, iova: bigint): void;
+  /** Everything, for the start-up rebuild: mappings come sorted by (ioas, iova). */
+  loadAllocator(): {
+    contexts: Context[];
+    ioas: StoredIoas[];
+    pages: Omit<Pages, 'refs'>[];
+    mappings: Iterable<{ ioasId: number; iova: bigint; length: bigint; userAddress: bigint; read: boolean; write: boolean; pagesId: number }>;
+  };
+}
+
+export interface Store extends InventoryPort, PrincipalPort, SystemPort, AuditPort, AllocatorPort {
   /** Runs fn atomically: everything it wrote commits together, or nothing does when it throws. */
   transaction<T>(fn: () => T): T;
 }

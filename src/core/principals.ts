@@ -34,6 +34,8 @@ export class Principals {
   constructor(
     private readonly store: Store,
     private readonly secrets: Secrets,
+    /** Releases what the principal holds (its contexts) inside the delete's transaction. */
+    private readonly releaseHoldings: (principalId: string) => void = () => {},
   ) {}
 
   list(): Principal[] {
@@ -105,6 +107,7 @@ export class Principals {
       if (current.role === 'admin' && this.store.countAdmins() === 1) {
         fail('EBUSY', 'the last admin cannot be deleted', { blockers: [{ kind: 'principal', id, reason: 'last admin' }] });
       }
+      this.releaseHoldings(id);
       this.store.deletePrincipal(id);
       this.store.audit({ actor, action: 'principal.delete', target: `principal:${id}` });
     });

@@ -54,3 +54,22 @@ export function decodeQuotas(text: string): Quotas {
   const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes'> & { maxPinnedBytes: string };
   return { ...raw, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
 }
+
+const OFFSET = 1n << 63n;
+
+/** u64 -> signed 64-bit with the same order (value - 2^63), for INTEGER columns. */
+export function encodeU64(n: bigint): bigint {
+  return n - OFFSET;
+}
+
+export function decodeU64(v: bigint): bigint {
+  return v + OFFSET;
+}
+
+export function encodeRanges(ranges: readonly { start: bigint; last: bigint }[]): string {
+  return JSON.stringify(ranges.map((r) => ({ start: toKey(r.start), last: toKey(r.last) })));
+}
+
+export function decodeRanges(text: string): { start: bigint; last: bigint }[] {
+  return (JSON.parse(text) as { start: string; last: string }[]).map((r) => ({ start: fromKey(r.start), last: fromKey(r.last) }));
+}

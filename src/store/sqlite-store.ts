@@ -1,6 +1,17 @@
-import type { Device, GroupRecord, Iommu, PolicyName, Principal } from '../core/model.js';
-import type { AuditEntry, AuditRecord, Store, StoredPrincipal } from '../core/ports.js';
-import { decodeIommu, decodeQuotas, decodeRegions, encodeIommu, encodeQuotas, encodeRegions } from './codec.js';
+import type { Context, Device, GroupRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from '../core/model.js';
+import type { AllocatorPort, AuditEntry, AuditRecord, Store, StoredIoas, StoredPrincipal } from '../core/ports.js';
+import {
+  decodeIommu,
+  decodeQuotas,
+  decodeRanges,
+  decodeRegions,
+  decodeU64,
+  encodeIommu,
+  encodeQuotas,
+  encodeRanges,
+  encodeRegions,
+  encodeU64,
+} from './codec.js';
 import type { Db } from './database.js';
 
 interface DeviceRow {
@@ -62,7 +73,7 @@ function toPrincipal(r: PrincipalRow): Principal {
 }
 
 /** The core's {@link Store} on better-sqlite3. Statements are prepared once; all calls are synchronous. */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, AllocatorPort {
   private readonly s;
 
   constructor(private readonly db: Db) {
@@ -94,6 +105,21 @@ export class SqliteStore implements Store {
       countAdmins: p("SELECT count(*) FROM principals WHERE role = 'admin'").pluck(),
       audit: p('INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)'),
       listAudit: p('SELECT seq, at, actor, action, target, detail FROM audit WHERE seq > ? ORDER BY seq LIMIT ?'),
+      insertContext: p('INSERT INTO contexts (id, principal_id, name, lease_seconds, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      setContextLease: p('UPDATE contexts SET lease_seconds = ?, expires_at = ? WHERE id = ?'),
+      deleteContext: p('DELETE FROM contexts WHERE id = ?'),
+      listContexts: p('SELECT id, principal_id, name, lease_seconds, expires_at, created_at FROM contexts'),
+      insertIoas: p('INSERT INTO ioas (id, context_id, allowed_ranges, created_at) VALUES (?, ?, ?, ?)'),
+      setAllowed: p('UPDATE ioas SET allowed_ranges = ? WHERE id = ?'),
+      deleteIoasMappings: p('DELETE FROM mappings WHERE ioas_id = ?'),
+      deleteIoas: p('DELETE FROM ioas WHERE id = ?'),
+      listIoas: p('SELECT id, context_id, allowed_ranges, created_at FROM ioas'),
+      insertPages: p('INSERT INTO pages (id, principal_id, bytes, writable) VALUES (?, ?, ?, ?)'),
+      deletePages: p('DELETE FROM pages WHERE id = ?'),
+      listPages: p('SELECT id, principal_id, bytes, writable FROM pages').safeIntegers(true),
+      insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteMapping: p('DELETE FROM mappings WHERE ioas_id = ? AND iova = ?'),
+      listMappings: p('SELECT ioas_id, iova, length, user_address, flags, pages_id FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true),
     };
   }
 
@@ -232,5 +258,86 @@ export class SqliteStore implements Store {
   listAudit(query: { afterSeq?: number; limit: number }): AuditRecord[] {
     const rows = this.s.listAudit.all(query.afterSeq ?? 0, query.limit) as (Omit<AuditRecord, 'detail'> & { detail: string | null })[];
     return rows.map((r) => ({ ...r, detail: r.detail === null ? undefined : (JSON.parse(r.detail) as unknown) }));
+  }
+
+  // ---- allocator --------------------------------------------------------------------------------
+
+  insertContext(c: Context): void {
+    this.s.insertContext.run(c.id, c.principalId, c.name, c.leaseSeconds, c.expiresAt, c.createdAt);
+  }
+
+  setContextLease(id: string, leaseSeconds: number | null, expiresAt: number | null): void {
+    this.s.setContextLease.run(leaseSeconds, expiresAt, id);
+  }
+
+  deleteContext(id: string): void {
+    this.s.deleteContext.run(id);
+  }
+
+  insertIoas(ioas: StoredIoas): void {
+    this.s.insertIoas.run(ioas.id, ioas.contextId, encodeRanges(ioas.allowed), ioas.createdAt);
+  }
+
+  setAllowedRanges(ioasId: number, ranges: Range[]): void {
+    this.s.setAllowed.run(encodeRanges(ranges), ioasId);
+  }
+
+  deleteIoas(id: number): void {
+    this.s.deleteIoasMappings.run(id);
+    this.s.deleteIoas.run(id);
+  }
+
+  insertPages(p: Pages): void {
+    this.s.insertPages.run(p.id, p.principalId, encodeU64(p.bytes), p.writable ? 1 : 0);
+  }
+
+  deletePages(id: number): void {
+    this.s.deletePages.run(id);
+  }
+
+  insertMapping(ioasId: number, m: Mapping): void {
+    this.s.insertMapping.run(ioasId, encodeU64(m.iova), encodeU64(m.length), encodeU64(m.userAddress), (m.read ? 1 : 0) | (m.write ? 2 : 0), m.pages.id);
+  }
+
+  deleteMapping(ioasId: number, iova: bigint): void {
+    this.s.deleteMapping.run(ioasId, encodeU64(iova));
+  }
+
+  loadAllocator(): ReturnType<AllocatorPort['loadAllocator']> {
+    const contexts = (this.s.listContexts.all() as { id: string; principal_id: string; name: string | null; lease_seconds: number | null; expires_at: number | null; created_at: string }[]).map((r) => ({
+      id: r.id,
+      principalId: r.principal_id,
+      name: r.name,
+      leaseSeconds: r.lease_seconds,
+      expiresAt: r.expires_at,
+      createdAt: r.created_at,
+    }));
+    const ioas = (this.s.listIoas.all() as { id: number; context_id: string; allowed_ranges: string; created_at: string }[]).map((r) => ({
+      id: r.id,
+      contextId: r.context_id,
+      allowed: decodeRanges(r.allowed_ranges),
+      createdAt: r.created_at,
+    }));
+    const pages = (this.s.listPages.all() as { id: bigint; principal_id: string; bytes: bigint; writable: bigint }[]).map((r) => ({
+      id: Number(r.id),
+      principalId: r.principal_id,
+      bytes: decodeU64(r.bytes),
+      writable: r.writable === 1n,
+    }));
+    const rows = this.s.listMappings;
+    function* mappings(): Generator<{ ioasId: number; iova: bigint; length: bigint; userAddress: bigint; read: boolean; write: boolean; pagesId: number }> {
+      for (const r of rows.iterate() as Iterable<[bigint, bigint, bigint, bigint, bigint, bigint]>) {
+        yield {
+          ioasId: Number(r[0]),
+          iova: decodeU64(r[1]),
+          length: decodeU64(r[2]),
+          userAddress: decodeU64(r[3]),
+          read: (r[4] & 1n) !== 0n,
+          write: (r[4] & 2n) !== 0n,
+          pagesId: Number(r[5]),
+        };
+      }
+    }
+    return { contexts, ioas, pages, mappings: mappings() };
   }
 }

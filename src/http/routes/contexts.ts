@@ -1,0 +1,75 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Caller } from '../../core/allocator.js';
+import type { Context } from '../../core/model.js';
+import { op, StringIdParams } from '../schemas/common.js';
+import { ContextOutput, CreateContextBody, RenewContextBody } from '../schemas/allocator.js';
+import { problemResponses } from '../schemas/problem.js';
+import type { FastifyRequest } from 'fastify';
+
+export function caller(request: FastifyRequest): Caller {
+  return { id: request.principal.id, role: request.principal.role };
+}
+
+/** Contexts: the unit of ownership, like an open /dev/iommu or container file descriptor. */
+export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
+  const { allocator } = app.ioasd;
+  const tag = 'contexts';
+  const out = (c: Context): z.output<typeof ContextOutput> => ({
+    ...c,
+    expiresAt: c.expiresAt === null ? null : new Date(c.expiresAt).toISOString(),
+    ioas: allocator.listIoas({ id: c.principalId, role: 'user' }, c.id).map((s) => s.id),
+  });
+
+  app.get(
+    '/contexts',
+    { schema: { ...op(tag, 'listContexts', 'Your contexts (admin: all)'), response: { 200: z.array(ContextOutput), ...problemResponses(401) } } },
+    async (request) => allocator.listContexts(caller(request)).map(out),
+  );
+
+  app.post(
+    '/contexts',
+    {
+      schema: {
+        ...op(tag, 'createContext', 'Open a context, optionally with a lease that must be renewed'),
+        body: CreateContextBody,
+        response: { 201: ContextOutput, ...problemResponses(400, 401) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(out(allocator.createContext(caller(request), request.body))),
+  );
+
+  app.get(
+    '/contexts/:id',
+    { schema: { ...op(tag, 'getContext', 'One context'), params: StringIdParams, response: { 200: ContextOutput, ...problemResponses(401, 404) } } },
+    async (request) => out(allocator.getContext(caller(request), request.params.id)),
+  );
+
+  app.delete(
+    '/contexts/:id',
+    {
+      schema: {
+        ...op(tag, 'deleteContext', 'Close a context: everything it holds is released in one transaction'),
+        params: StringIdParams,
+        response: { 204: z.undefined(), ...problemResponses(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      allocator.deleteContext(caller(request), request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/contexts/:id/renew',
+    {
+      schema: {
+        ...op(tag, 'renewContext', 'Extend the lease from now (optionally with a new length)'),
+        params: StringIdParams,
+        body: RenewContextBody,
+        response: { 200: ContextOutput, ...problemResponses(400, 401, 404) },
+      },
+    },
+    async (request) => out(allocator.renewContext(caller(request), request.params.id, request.body.leaseSeconds)),
+  );
+};

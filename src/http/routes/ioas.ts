@@ -1,0 +1,196 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { IovaSpace } from '../../core/iova-space.js';
+import type { Mapping, Range } from '../../core/model.js';
+import { hex } from '../../core/u64.js';
+import {
+  AllowedRangesReply,
+  CopyBody,
+  CopyReply,
+  CreateIoasBody,
+  IoasIdParams,
+  IoasOutput,
+  IoasQuery,
+  IovaRangesReply,
+  MapBatchBody,
+  MapBatchReply,
+  MapBody,
+  MappingOutput,
+  MappingsPage,
+  MappingsQuery,
+  RangesBody,
+  UnmapBody,
+  UnmapReply,
+} from '../schemas/allocator.js';
+import { op } from '../schemas/common.js';
+import { problemResponses } from '../schemas/problem.js';
+import { caller } from './contexts.js';
+
+const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
+const mappingOut = (m: Mapping): z.output<typeof MappingOutput> => ({
+  iova: hex(m.iova),
+  length: hex(m.length),
+  userAddress: hex(m.userAddress),
+  read: m.read,
+  write: m.write,
+});
+const ioasOut = (s: IovaSpace): z.output<typeof IoasOutput> => ({
+  id: s.id,
+  contextId: s.contextId,
+  alignment: hex(s.alignment),
+  allowedRanges: s.allowed.map(rangeOut),
+  mappings: s.mappings.size,
+  createdAt: s.createdAt,
+});
+
+/** I/O address spaces and their DMA mappings (SPEC 5). */
+export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
+  const { allocator } = app.ioasd;
+  const tag = 'ioas';
+  const params = IoasIdParams;
+
+  app.get(
+    '/ioas',
+    {
+      schema: {
+        ...op(tag, 'listIoas', 'Your address spaces, optionally of one context'),
+        querystring: IoasQuery,
+        response: { 200: z.array(IoasOutput), ...problemResponses(400, 401) },
+      },
+    },
+    async (request) => allocator.listIoas(caller(request), request.query.contextId).map(ioasOut),
+  );
+
+  app.post(
+    '/ioas',
+    {
+      schema: {
+        ...op(tag, 'createIoas', 'Allocate an address space (an IOASID) in a context'),
+        body: CreateIoasBody,
+        response: { 201: IoasOutput, ...problemResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(ioasOut(allocator.createIoas(caller(request), request.body.contextId))),
+  );
+
+  app.get(
+    '/ioas/:id',
+    { schema: { ...op(tag, 'getIoas', 'One address space'), params, response: { 200: IoasOutput, ...problemResponses(400, 401, 404) } } },
+    async (request) => ioasOut(allocator.getIoas(caller(request), request.params.id)),
+  );
+
+  app.delete(
+    '/ioas/:id',
+    {
+      schema: {
+        ...op(tag, 'deleteIoas', 'Destroy an address space and its mappings; EBUSY while a device, group or hwpt uses it'),
+        params,
+        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      allocator.destroyIoas(caller(request), request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/ioas/:id/iova-ranges',
+    {
+      schema: {
+        ...op(tag, 'getIovaRanges', 'Usable IOVA ranges (apertures minus reserved regions) and the alignment'),
+        params,
+        response: { 200: IovaRangesReply, ...problemResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const space = allocator.getIoas(caller(request), request.params.id);
+      return { ranges: space.usableRanges().map(rangeOut), alignment: hex(space.alignment) };
+    },
+  );
+
+  app.put(
+    '/ioas/:id/allowed-ranges',
+    {
+      schema: {
+        ...op(tag, 'setAllowedRanges', 'Replace the allowed IOVA ranges for allocation (empty clears them; device-first)'),
+        params,
+        body: RangesBody,
+        response: { 200: AllowedRangesReply, ...problemResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request) => ({ ranges: allocator.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) }),
+  );
+
+  app.get(
+    '/ioas/:id/mappings',
+    {
+      schema: {
+        ...op(tag, 'listMappings', 'Mappings in address order, a page at a time'),
+        params,
+        querystring: MappingsQuery,
+        response: { 200: MappingsPage, ...problemResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const page = allocator.listMappings(caller(request), request.params.id, request.query.cursor, request.query.limit);
+      return { items: page.items.map(mappingOut), nextCursor: page.next === null ? null : hex(page.next) };
+    },
+  );
+
+  app.post(
+    '/ioas/:id/mappings',
+    {
+      schema: {
+        ...op(tag, 'map', 'Map user memory at a fixed or allocated IOVA'),
+        params,
+        body: MapBody,
+        response: { 201: MappingOutput, ...problemResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(mappingOut(allocator.map(caller(request), request.params.id, request.body))),
+  );
+
+  app.post(
+    '/ioas/:id/mappings/batch',
+    {
+      schema: {
+        ...op(tag, 'mapBatch', 'Map several areas, all or nothing'),
+        params,
+        body: MapBatchBody,
+        response: { 201: MapBatchReply, ...problemResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send({ mappings: allocator.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) }),
+  );
+
+  app.post(
+    '/ioas/:id/unmap',
+    {
+      schema: {
+        ...op(tag, 'unmap', 'Unmap whole mappings in a range, or all'),
+        params,
+        body: UnmapBody,
+        response: { 200: UnmapReply, ...problemResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request) => ({ unmappedBytes: hex(allocator.unmap(caller(request), request.params.id, request.body)) }),
+  );
+
+  app.post(
+    '/ioas/:id/copy',
+    {
+      schema: {
+        ...op(tag, 'copy', 'Map what another address space maps at a range into this one (device-first)'),
+        params,
+        body: CopyBody,
+        response: { 201: CopyReply, ...problemResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const pieces = allocator.copy(caller(request), request.params.id, request.body);
+      return reply.code(201).send({ iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) });
+    },
+  );
+};
