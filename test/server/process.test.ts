@@ -132,6 +132,36 @@ describe('ioasd process', () => {
     expect(out()).toContain('device x is named twice');
   });
 
+  it('keeps an acknowledged map through kill -9, and releases a lease that ran out while it was down', async () => {
+    const token = 'fixed-admin-token-for-tests';
+    const env = { IOASD_ADMIN_TOKEN: token };
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const a = await start([], env);
+    const post = async (url: string, body: object) => {
+      const res = await fetch(`${a.url}${url}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const ctx = (await post('/v1/contexts', {})).id as string;
+    const ioas = (await post('/v1/ioas', { contextId: ctx })).id as number;
+    const leased = (await post('/v1/contexts', { leaseSeconds: 1 })).id as string;
+    await post('/v1/ioas', { contextId: leased });
+    const mapped = await post(`/v1/ioas/${ioas}/mappings`, { iova: '0xfffffffffffff000', length: '0x1000', userAddress: '0x7f0000000000' });
+    expect(mapped.iova).toBe('0xfffffffffffff000');
+    a.child.kill('SIGKILL'); // right after the answer: no shutdown, no checkpoint
+    await exited(a.child);
+    await new Promise((r) => setTimeout(r, 1100));
+
+    const b = await start([], env);
+    const list = await fetch(`${b.url}/v1/ioas/${ioas}/mappings`, { headers });
+    expect(((await list.json()) as { items: unknown[] }).items).toEqual([
+      { iova: '0xfffffffffffff000', length: '0x1000', userAddress: '0x7f0000000000', read: true, write: true },
+    ]);
+    const contexts = (await (await fetch(`${b.url}/v1/contexts`, { headers })).json()) as { id: string }[];
+    expect(contexts.map((c) => c.id)).toEqual([ctx]);
+    b.child.kill('SIGTERM');
+    expect(await exited(b.child)).toBe(0);
+  });
+
   it('exits 2 with usage on a bad flag', async () => {
     const child = run(['--port', 'nope']);
     const out = collect(child);
