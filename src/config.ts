@@ -11,6 +11,7 @@ export interface Config {
   sysfs: string | undefined;
   logLevel: string;
   adminToken: string | undefined;
+  ioasidRange: { min: number; max: number };
 }
 
 /** Each option is a flag and an IOASD_* variable; the flag wins. */
@@ -22,6 +23,7 @@ const OPTIONS = {
   topology: { env: 'IOASD_TOPOLOGY', help: 'load the inventory from this JSON topology document' },
   sysfs: { env: 'IOASD_SYSFS', help: 'load the inventory from this sysfs tree (e.g. /sys)' },
   'log-level': { env: 'IOASD_LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent (default info)' },
+  'ioasid-range': { env: 'IOASD_IOASID_RANGE', help: 'MIN-MAX: the IOASIDs ioas and hwpt ids come from (default 1-2147483647)' },
 } as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -29,7 +31,7 @@ const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 
 export class ConfigError extends Error {}
 
 export const USAGE = `usage: ioasd [options]\n${Object.entries(OPTIONS)
-  .map(([flag, o]) => `  --${flag.padEnd(10)} ${o.env.padEnd(16)} ${o.help}`)
+  .map(([flag, o]) => `  --${flag.padEnd(13)} ${o.env.padEnd(19)} ${o.help}`)
   .join('\n')}\n  IOASD_ADMIN_TOKEN: use this as the admin token instead of generating one`;
 
 /** Reads and validates the configuration; a bad value is a {@link ConfigError} naming it. */
@@ -62,6 +64,13 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const sysfs = get('sysfs');
   if (topology !== undefined && sysfs !== undefined) throw new ConfigError('--topology and --sysfs cannot both be given');
 
+  const rangeText = get('ioasid-range') ?? '1-2147483647';
+  const range = /^(\d+)-(\d+)$/.exec(rangeText);
+  const ioasidRange = range ? { min: Number(range[1]), max: Number(range[2]) } : undefined;
+  if (!ioasidRange || ioasidRange.min < 1 || ioasidRange.max < ioasidRange.min || ioasidRange.max > 2 ** 32 - 1) {
+    throw new ConfigError(`--ioasid-range/IOASD_IOASID_RANGE: ${rangeText} is not MIN-MAX with 1 <= MIN <= MAX <= 4294967295`);
+  }
+
   const adminToken = env.IOASD_ADMIN_TOKEN === '' ? undefined : env.IOASD_ADMIN_TOKEN;
   if (adminToken !== undefined && adminToken.length < 16) throw new ConfigError('IOASD_ADMIN_TOKEN must be at least 16 characters');
 
@@ -74,5 +83,6 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     sysfs,
     logLevel,
     adminToken,
+    ioasidRange,
   };
 }

@@ -64,6 +64,7 @@ async function main(): Promise<void> {
       policy: config.policy,
       topology: loadTopology(config),
       adminToken: config.adminToken,
+      ioasidRange: config.ioasidRange,
       logger,
     });
   } catch (err) {

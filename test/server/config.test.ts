@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, readConfig } from '../../src/config.js';
+import { ConfigError, readConfig, type Config } from '../../src/config.js';
 
 describe('configuration', () => {
   it('has defaults for an embedded start', () => {
     expect(readConfig([], {})).toEqual({
       host: '127.0.0.1', port: 8080, db: './data/ioasd.db', policy: undefined, topology: undefined, sysfs: undefined, logLevel: 'info', adminToken: undefined,
+      ioasidRange: { min: 1, max: 2 ** 31 - 1 },
     });
+    expect((readConfig(['--ioasid-range', '100-200'], {}) as Config).ioasidRange).toEqual({ min: 100, max: 200 });
   });
 
   it('reads IOASD_* variables, and flags win over them', () => {
@@ -23,6 +25,8 @@ describe('configuration', () => {
       [['--topology', 'a', '--sysfs', 'b'], {}, /cannot both/],
       [['--bogus'], {}, /bogus/],
       [[], { IOASD_ADMIN_TOKEN: 'short' }, /IOASD_ADMIN_TOKEN/],
+      [['--ioasid-range', '0-10'], {}, /--ioasid-range/],
+      [[], { IOASD_IOASID_RANGE: '10-5' }, /IOASD_IOASID_RANGE/],
     ];
     for (const [argv, env, message] of bad) expect(() => readConfig(argv, env)).toThrow(message);
     expect(() => readConfig(['--port', '-1'], {})).toThrow(ConfigError);
