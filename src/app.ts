@@ -17,6 +17,7 @@ import { Allocator } from './core/allocator.js';
 import { Inventory } from './core/inventory.js';
 import type { PolicyName } from './core/model.js';
 import { DEFAULT_QUOTAS, Principals } from './core/principals.js';
+import { PolicyEngine } from './core/policy/engine.js';
 import { requireAuthentication } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { auditRoutes } from './http/routes/audit.js';
@@ -25,10 +26,12 @@ import { ioasRoutes } from './http/routes/ioas.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { groupRoutes } from './http/routes/groups.js';
 import { healthRoutes } from './http/routes/health.js';
+import { hwptRoutes } from './http/routes/hwpts.js';
 import { principalRoutes } from './http/routes/principals.js';
 import { systemRoutes } from './http/routes/system.js';
 import { topologyRoutes } from './http/routes/topology.js';
-import { fromDocument, type TopologyDocument } from './schemas/topology.js';
+import type { Topology } from './core/model.js';
+import { fromDocument, topologyOut, type TopologyDocument } from './schemas/topology.js';
 import { MEMORY, openDatabase, type Db } from './store/database.js';
 import { nodeSecrets } from './store/secrets.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -60,6 +63,7 @@ export interface Services {
   inventory: Inventory;
   principals: Principals;
   allocator: Allocator;
+  engine: PolicyEngine;
   /** Where the generated admin token was written on this start, if it was. */
   adminTokenFile: string | null;
 }
@@ -151,10 +155,19 @@ export async function buildApp(options: AppOptions): Promise<App> {
       await v1.register(auditRoutes);
       await v1.register(contextRoutes);
       await v1.register(ioasRoutes);
+      await v1.register(hwptRoutes);
     },
     { prefix: '/v1' },
   );
   return app;
+}
+
+function sameTopology(a: Topology, b: Topology): boolean {
+  const norm = (t: Topology) => {
+    const out = topologyOut(t);
+    return JSON.stringify({ ...out, groups: out.groups.map((g) => ({ ...g, devices: [...g.devices].sort() })).sort((x, y) => x.id - y.id), devices: [...out.devices].sort((x, y) => x.id.localeCompare(y.id)) });
+  };
+  return norm(a) === norm(b);
 }
 
 function reapLeases(app: App): void {
@@ -180,17 +193,24 @@ function bootstrap(options: AppOptions): Services {
       policy: () => store.getPolicy() ?? 'device-first',
       quotasOf: (id) => store.getPrincipal(id)?.quotas ?? DEFAULT_QUOTAS,
     });
+    const engine = new PolicyEngine(store, allocator);
+    inventory.guardWith(engine.state);
     const principals = new Principals(store, nodeSecrets, (id) => allocator.releasePrincipal(id));
     if (options.topology) {
       // A document without iommu keeps the current capabilities, or on a new database the demo's
       // (a typical x86 IOMMU: 4K/2M/1G pages, 48-bit aperture, the MSI window reserved).
       const iommu = store.hasTopology() ? store.getIommu() : fromDocument(demoTopology()).topology.iommu;
-      inventory.import({ ...fromDocument(options.topology, iommu), mode: 'replace' }, null);
+      const incoming = fromDocument(options.topology, iommu);
+      // Reloading the same inventory is a no-op, so a restart with owned devices is not refused.
+      const unchanged = store.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
+      if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
     } else if (!store.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }
-    if (options.policy) store.setPolicy(options.policy);
-    else if (!store.getPolicy()) store.setPolicy('device-first');
+    // An explicit --policy applies like PUT /system/policy (refused while anything is held); without
+    // one, the policy in force survives the restart.
+    if (!store.getPolicy()) store.setPolicy(options.policy ?? 'device-first');
+    else if (options.policy) engine.setPolicy(null, options.policy);
 
     const admin = principals.ensureBootstrapAdmin(options.adminToken, new Date().toISOString());
     let adminTokenFile: string | null = null;
@@ -200,7 +220,7 @@ function bootstrap(options: AppOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     allocator.reapExpired();
-    return { db, store, inventory, principals, allocator, adminTokenFile };
+    return { db, store, inventory, principals, allocator, engine, adminTokenFile };
   } catch (err) {
     db.close();
     throw err;

@@ -56,7 +56,7 @@ interface Usage {
 }
 
 /** Memory changes made during a mutation, undone in reverse when the mutation (or its commit) fails. */
-class UndoLog {
+export class UndoLog {
   private readonly steps: (() => void)[] = [];
   push(step: () => void): void {
     this.steps.push(step);
@@ -79,6 +79,8 @@ export class Allocator {
   private nextPagesId = 1;
   /** Holders of an ioas other than its mappings (groups, devices, hwpts): destroy is EBUSY while any. */
   private readonly holders = new Map<number, Set<string>>();
+  /** Run first when a context is released, to undo what the ownership policies hold for it. */
+  private readonly releaseHooks: ((contextId: string, undo: UndoLog) => void)[] = [];
 
   constructor(private readonly deps: AllocatorDeps) {
     const loaded = deps.store.loadAllocator();
@@ -195,6 +197,7 @@ export class Allocator {
   private release(contextId: string, undo: UndoLog): void {
     const ctx = this.contexts.get(contextId);
     if (!ctx) return;
+    for (const hook of this.releaseHooks) hook(contextId, undo);
     for (const space of [...this.spaces.values()].filter((s) => s.contextId === contextId)) {
       // Holders of a context's ioas belong to the same context and go with it.
       this.holders.delete(space.id);
@@ -254,14 +257,53 @@ export class Allocator {
   }
 
   /** Marks an ioas as used by something (a container group, an attached device, a hwpt). */
-  hold(ioasId: number, holder: string): void {
+  hold(ioasId: number, holder: string, undo?: UndoLog): void {
     const set = this.holders.get(ioasId) ?? new Set<string>();
     set.add(holder);
     this.holders.set(ioasId, set);
+    undo?.push(() => set.delete(holder));
   }
 
-  unhold(ioasId: number, holder: string): void {
-    this.holders.get(ioasId)?.delete(holder);
+  unhold(ioasId: number, holder: string, undo?: UndoLog): void {
+    const set = this.holders.get(ioasId);
+    if (set?.delete(holder)) undo?.push(() => set.add(holder));
+  }
+
+  /** Registers what must be undone first when a context is released (its bindings, groups, hwpts). */
+  onRelease(hook: (contextId: string, undo: UndoLog) => void): void {
+    this.releaseHooks.push(hook);
+  }
+
+  /** The address space with this id, whoever owns it (for the policies, which check ownership themselves). */
+  space(id: number): IovaSpace | undefined {
+    return this.spaces.get(id);
+  }
+
+  /** The context with this id, whoever owns it. */
+  context(id: string): Context | undefined {
+    return this.contexts.get(id);
+  }
+
+  /** An id from the IOASID space (hwpts share it with ioas). */
+  allocateId(undo: UndoLog): number {
+    const id = this.ids.allocate();
+    undo.push(() => this.ids.free(id));
+    return id;
+  }
+
+  /** Marks an id as used at start-up (a hwpt restored from the store). */
+  reserveId(id: number): void {
+    this.ids.reclaim(id);
+  }
+
+  freeId(id: number, undo: UndoLog): void {
+    this.ids.free(id);
+    undo.push(() => this.ids.reclaim(id));
+  }
+
+  /** Removes every mapping of an address space (type1: the last group left the container). */
+  unmapEverything(space: IovaSpace, undo: UndoLog): void {
+    for (const m of [...space.mappings.from()]) this.removeMapping(space, m, undo);
   }
 
   private destroySpace(space: IovaSpace, undo: UndoLog): void {
@@ -497,6 +539,10 @@ export class Allocator {
    * the undo log (by the change itself, or by `afterwards` for its result), so a refusal part-way or
    * a failed commit leaves memory exactly as the database.
    */
+  transact<T>(change: (undo: UndoLog) => T, audit?: { actor: string | null; action: string; target: string }): T {
+    return this.mutate(change, undefined, audit && { ...audit, target: () => audit.target });
+  }
+
   private mutate<T>(
     change: (undo: UndoLog) => T,
     afterwards?: (undo: UndoLog, result: T) => void,

@@ -24,8 +24,32 @@ export interface ImportRequest {
  * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
  * every read rather than stored, so it can never disagree with the drivers it is derived from.
  */
+/** What the inventory asks of the ownership state before an admin change (see ownership.ts). */
+export interface InventoryGuard {
+  holderOf(groupId: number): { contextId: string; principalId: string } | null;
+  assertDriverChange(device: Device, driver: string): void;
+  assertUnplug(devices: readonly Device[]): void;
+  assertPlug(device: Device): void;
+  assertNothingHeld(what: string): void;
+}
+
+const NO_OWNERSHIP: InventoryGuard = {
+  holderOf: () => null,
+  assertDriverChange: () => {},
+  assertUnplug: () => {},
+  assertPlug: () => {},
+  assertNothingHeld: () => {},
+};
+
 export class Inventory {
+  private guard: InventoryGuard = NO_OWNERSHIP;
+
   constructor(private readonly store: Store) {}
+
+  /** Connects the ownership state, which exists only once the allocator is up. */
+  guardWith(guard: InventoryGuard): void {
+    this.guard = guard;
+  }
 
   topology(): Topology {
     return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices() };
@@ -34,6 +58,7 @@ export class Inventory {
   /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
   import(req: ImportRequest, actor: string | null): Topology {
     return this.store.transaction(() => {
+      this.guard.assertNothingHeld('a topology import');
       const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
       assertValidTopology(next, req.groupMembers);
       this.store.clearInventory();
@@ -68,8 +93,7 @@ export class Inventory {
         (filter.group === undefined || d.groupId === filter.group) &&
         (filter.driver === undefined || d.driver === filter.driver) &&
         (filter.kind === undefined || d.kind === filter.kind) &&
-        // Nothing can own a group yet: every device is free until ownership exists.
-        (filter.free === undefined || filter.free === true),
+        (filter.free === undefined || filter.free === (this.guard.holderOf(d.groupId) === null)),
     );
   }
 
@@ -96,6 +120,7 @@ export class Inventory {
       }
       const next = { ...this.topology(), devices: [...this.store.listDevices(), device] };
       assertValidTopology(next);
+      this.guard.assertPlug(device);
       this.store.insertDevice(device);
       this.store.audit({ actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } });
       return device;
@@ -110,6 +135,7 @@ export class Inventory {
     return this.store.transaction(() => {
       const device = this.getDevice(id);
       const removed = this.descendants(device);
+      this.guard.assertUnplug(removed);
       const groups = new Set(removed.map((d) => d.groupId));
       // Children first: the parent foreign key must hold at every delete.
       for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
@@ -125,6 +151,7 @@ export class Inventory {
     return this.store.transaction(() => {
       const device = this.getDevice(id);
       if (device.driver === driver) return device;
+      this.guard.assertDriverChange(device, driver);
       this.store.setDriver(id, driver);
       this.store.audit({ actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } });
       return { ...device, driver };

@@ -62,8 +62,17 @@ export class IovaSpace {
    * new reserved set or break the new alignment. Kernel: iopt_table_add_domain, iopt_reserve_iova.
    */
   addDomain(domain: Domain): void {
+    this.setDomain(domain);
+  }
+
+  /**
+   * Adds the domain, or replaces the one with the same key (a device joining a hwpt brings its
+   * reserved regions), with the checks of {@link addDomain}. Returns the domain it replaced.
+   */
+  setDomain(domain: Domain): Domain | undefined {
+    const previous = this.domainList.find((d) => d.key === domain.key);
     const candidate = new IovaSpace(this.id, this.contextId, this.principalId, this.createdAt);
-    candidate.domainList = [...this.domainList, domain];
+    candidate.domainList = [...this.domainList.filter((d) => d.key !== domain.key), domain];
     candidate.reservedCache = null;
     const reserved = candidate.reserved;
     const align = candidate.alignment;
@@ -80,10 +89,20 @@ export class IovaSpace {
     }
     this.domainList = candidate.domainList;
     this.reservedCache = null;
+    return previous;
   }
 
-  removeDomain(key: string): void {
+  /** Removes the domain with this key; returns it. */
+  removeDomain(key: string): Domain | undefined {
+    const previous = this.domainList.find((d) => d.key === key);
     this.domainList = this.domainList.filter((d) => d.key !== key);
+    this.reservedCache = null;
+    return previous;
+  }
+
+  /** Puts a domain back without checks: an undo, or a restart restoring what was valid. */
+  restoreDomain(domain: Domain): void {
+    this.domainList = [...this.domainList.filter((d) => d.key !== domain.key), domain];
     this.reservedCache = null;
   }
 }

@@ -129,3 +129,58 @@ export type RuleSet = 'iommufd' | 'type1v2';
 export function ruleSetFor(policy: PolicyName): RuleSet {
   return policy === 'group-first' ? 'type1v2' : 'iommufd';
 }
+
+export type HwptKind = 'paging' | 'nested';
+
+/**
+ * A hardware page table (device-first). A paging hwpt translates through an IOAS (automatic: made for
+ * the first device attached to the IOAS; manual: allocated by POST /hwpts); a nested hwpt is a
+ * stage-1 table over a paging parent allocated with nestParent.
+ */
+export interface Hwpt {
+  id: number;
+  contextId: string;
+  principalId: string;
+  kind: HwptKind;
+  ioasId: number;
+  parentId: number | null;
+  auto: boolean;
+  nestParent: boolean;
+  pasid: boolean;
+  dirtyTracking: boolean;
+  data: unknown;
+  createdAt: string;
+  /** Devices attached through their RID. */
+  devices: Set<string>;
+  /** "deviceId/pasid" of PASID attachments. */
+  pasidUsers: Set<string>;
+  /** Nested hwpts using this one as parent. */
+  children: Set<number>;
+}
+
+/** group-first: a context holding a group open, maybe in a container, with its opened devices. */
+export interface GroupHold {
+  groupId: number;
+  contextId: string;
+  principalId: string;
+  ioasId: number | null;
+  deviceOpens: Map<string, number>;
+}
+
+/** device-first: a device bound to a context, maybe attached to a page table, plus PASID attachments. */
+export interface Binding {
+  deviceId: string;
+  groupId: number;
+  contextId: string;
+  principalId: string;
+  hwptId: number | null;
+  /** A virtual device's attachment: the IOAS its parent accesses on its behalf. */
+  accessIoasId: number | null;
+  pasids: Map<number, number>;
+}
+
+/** Who holds a group: a context (and its principal). */
+export interface Owner {
+  contextId: string;
+  principalId: string;
+}

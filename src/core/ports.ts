@@ -1,4 +1,4 @@
-import type { Context, Device, GroupRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
+import type { Context, Device, GroupRecord, HwptKind, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
@@ -95,7 +95,42 @@ export interface AllocatorPort {
   };
 }
 
-export interface Store extends InventoryPort, PrincipalPort, SystemPort, AuditPort, AllocatorPort {
+export interface StoredHwpt {
+  id: number;
+  contextId: string;
+  kind: HwptKind;
+  ioasId: number;
+  parentId: number | null;
+  auto: boolean;
+  nestParent: boolean;
+  pasid: boolean;
+  dirtyTracking: boolean;
+  data: unknown;
+  createdAt: string;
+}
+
+/** Write-through persistence of group holds, device opens, bindings, PASID attachments and hwpts. */
+export interface OwnershipPort {
+  putGroupHold(groupId: number, contextId: string, ioasId: number | null): void;
+  deleteGroupHold(groupId: number): void;
+  putDeviceOpen(deviceId: string, groupId: number, count: number): void;
+  deleteDeviceOpen(deviceId: string): void;
+  insertHwpt(h: StoredHwpt): void;
+  deleteHwpt(id: number): void;
+  putBinding(deviceId: string, contextId: string, hwptId: number | null, accessIoasId: number | null): void;
+  deleteBinding(deviceId: string): void;
+  putPasid(deviceId: string, pasid: number, hwptId: number): void;
+  deletePasid(deviceId: string, pasid: number): void;
+  loadOwnership(): {
+    groupHolds: { groupId: number; contextId: string; ioasId: number | null }[];
+    deviceOpens: { deviceId: string; groupId: number; count: number }[];
+    hwpts: StoredHwpt[];
+    bindings: { deviceId: string; contextId: string; hwptId: number | null; accessIoasId: number | null }[];
+    pasids: { deviceId: string; pasid: number; hwptId: number }[];
+  };
+}
+
+export interface Store extends InventoryPort, PrincipalPort, SystemPort, AuditPort, AllocatorPort, OwnershipPort {
   /** Runs fn atomically: everything it wrote commits together, or nothing does when it throws. */
   transaction<T>(fn: () => T): T;
 }

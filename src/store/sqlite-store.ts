@@ -1,5 +1,5 @@
 import type { Context, Device, GroupRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from '../core/model.js';
-import type { AllocatorPort, AuditEntry, AuditRecord, Store, StoredIoas, StoredPrincipal } from '../core/ports.js';
+import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredPrincipal } from '../core/ports.js';
 import {
   decodeIommu,
   decodeQuotas,
@@ -73,7 +73,7 @@ function toPrincipal(r: PrincipalRow): Principal {
 }
 
 /** The core's {@link Store} on better-sqlite3. Statements are prepared once; all calls are synchronous. */
-export class SqliteStore implements Store, AllocatorPort {
+export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   private readonly s;
 
   constructor(private readonly db: Db) {
@@ -120,6 +120,26 @@ export class SqliteStore implements Store, AllocatorPort {
       insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteMapping: p('DELETE FROM mappings WHERE ioas_id = ? AND iova = ?'),
       listMappings: p('SELECT ioas_id, iova, length, user_address, flags, pages_id FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true),
+      putGroupHold: p(`INSERT INTO group_holds (group_id, context_id, ioas_id) VALUES (?, ?, ?)
+        ON CONFLICT (group_id) DO UPDATE SET context_id = excluded.context_id, ioas_id = excluded.ioas_id`),
+      deleteGroupHold: p('DELETE FROM group_holds WHERE group_id = ?'),
+      putDeviceOpen: p(`INSERT INTO device_opens (device_id, group_id, count) VALUES (?, ?, ?)
+        ON CONFLICT (device_id) DO UPDATE SET count = excluded.count`),
+      deleteDeviceOpen: p('DELETE FROM device_opens WHERE device_id = ?'),
+      insertHwpt: p(`INSERT INTO hwpts (id, context_id, kind, ioas_id, parent_id, auto, nest_parent, pasid, dirty_tracking, data, created_at)
+        VALUES (@id, @context_id, @kind, @ioas_id, @parent_id, @auto, @nest_parent, @pasid, @dirty_tracking, @data, @created_at)`),
+      deleteHwpt: p('DELETE FROM hwpts WHERE id = ?'),
+      putBinding: p(`INSERT INTO bindings (device_id, context_id, hwpt_id, access_ioas_id) VALUES (?, ?, ?, ?)
+        ON CONFLICT (device_id) DO UPDATE SET context_id = excluded.context_id, hwpt_id = excluded.hwpt_id, access_ioas_id = excluded.access_ioas_id`),
+      deleteBinding: p('DELETE FROM bindings WHERE device_id = ?'),
+      putPasid: p(`INSERT INTO pasid_attachments (device_id, pasid, hwpt_id) VALUES (?, ?, ?)
+        ON CONFLICT (device_id, pasid) DO UPDATE SET hwpt_id = excluded.hwpt_id`),
+      deletePasid: p('DELETE FROM pasid_attachments WHERE device_id = ? AND pasid = ?'),
+      listGroupHolds: p('SELECT group_id AS groupId, context_id AS contextId, ioas_id AS ioasId FROM group_holds'),
+      listDeviceOpens: p('SELECT device_id AS deviceId, group_id AS groupId, count FROM device_opens'),
+      listHwpts: p('SELECT id, context_id, kind, ioas_id, parent_id, auto, nest_parent, pasid, dirty_tracking, data, created_at FROM hwpts ORDER BY id'),
+      listBindings: p('SELECT device_id AS deviceId, context_id AS contextId, hwpt_id AS hwptId, access_ioas_id AS accessIoasId FROM bindings'),
+      listPasids: p('SELECT device_id AS deviceId, pasid, hwpt_id AS hwptId FROM pasid_attachments'),
     };
   }
 
@@ -339,5 +359,82 @@ export class SqliteStore implements Store, AllocatorPort {
       }
     }
     return { contexts, ioas, pages, mappings: mappings() };
+  }
+
+  // ---- ownership --------------------------------------------------------------------------------
+
+  putGroupHold(groupId: number, contextId: string, ioasId: number | null): void {
+    this.s.putGroupHold.run(groupId, contextId, ioasId);
+  }
+
+  deleteGroupHold(groupId: number): void {
+    this.s.deleteGroupHold.run(groupId);
+  }
+
+  putDeviceOpen(deviceId: string, groupId: number, count: number): void {
+    this.s.putDeviceOpen.run(deviceId, groupId, count);
+  }
+
+  deleteDeviceOpen(deviceId: string): void {
+    this.s.deleteDeviceOpen.run(deviceId);
+  }
+
+  insertHwpt(h: StoredHwpt): void {
+    this.s.insertHwpt.run({
+      id: h.id,
+      context_id: h.contextId,
+      kind: h.kind,
+      ioas_id: h.ioasId,
+      parent_id: h.parentId,
+      auto: h.auto ? 1 : 0,
+      nest_parent: h.nestParent ? 1 : 0,
+      pasid: h.pasid ? 1 : 0,
+      dirty_tracking: h.dirtyTracking ? 1 : 0,
+      data: h.data === null || h.data === undefined ? null : JSON.stringify(h.data),
+      created_at: h.createdAt,
+    });
+  }
+
+  deleteHwpt(id: number): void {
+    this.s.deleteHwpt.run(id);
+  }
+
+  putBinding(deviceId: string, contextId: string, hwptId: number | null, accessIoasId: number | null): void {
+    this.s.putBinding.run(deviceId, contextId, hwptId, accessIoasId);
+  }
+
+  deleteBinding(deviceId: string): void {
+    this.s.deleteBinding.run(deviceId);
+  }
+
+  putPasid(deviceId: string, pasid: number, hwptId: number): void {
+    this.s.putPasid.run(deviceId, pasid, hwptId);
+  }
+
+  deletePasid(deviceId: string, pasid: number): void {
+    this.s.deletePasid.run(deviceId, pasid);
+  }
+
+  loadOwnership(): ReturnType<OwnershipPort['loadOwnership']> {
+    type HwptRow = { id: number; context_id: string; kind: StoredHwpt['kind']; ioas_id: number; parent_id: number | null; auto: number; nest_parent: number; pasid: number; dirty_tracking: number; data: string | null; created_at: string };
+    return {
+      groupHolds: this.s.listGroupHolds.all() as { groupId: number; contextId: string; ioasId: number | null }[],
+      deviceOpens: this.s.listDeviceOpens.all() as { deviceId: string; groupId: number; count: number }[],
+      hwpts: (this.s.listHwpts.all() as HwptRow[]).map((r) => ({
+        id: r.id,
+        contextId: r.context_id,
+        kind: r.kind,
+        ioasId: r.ioas_id,
+        parentId: r.parent_id,
+        auto: r.auto === 1,
+        nestParent: r.nest_parent === 1,
+        pasid: r.pasid === 1,
+        dirtyTracking: r.dirty_tracking === 1,
+        data: r.data === null ? null : (JSON.parse(r.data) as unknown),
+        createdAt: r.created_at,
+      })),
+      bindings: this.s.listBindings.all() as { deviceId: string; contextId: string; hwptId: number | null; accessIoasId: number | null }[],
+      pasids: this.s.listPasids.all() as { deviceId: string; pasid: number; hwptId: number }[],
+    };
   }
 }

@@ -5,10 +5,26 @@ import { actor, adminOnly } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
+import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
+import type { Binding } from '../../core/model.js';
+import { caller } from './contexts.js';
+
+export function bindingOut(b: Binding, hwpts: ReadonlyMap<number, { ioasId: number }>): z.output<typeof BindingOutput> {
+  return {
+    deviceId: b.deviceId,
+    groupId: b.groupId,
+    contextId: b.contextId,
+    hwptId: b.hwptId,
+    ioasId: b.hwptId !== null ? (hwpts.get(b.hwptId)?.ioasId ?? null) : b.accessIoasId,
+    pasids: [...b.pasids].map(([pasid, hwptId]) => ({ pasid, hwptId })),
+  };
+}
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { inventory } = app.ioasd;
+  const { inventory, engine } = app.ioasd;
   const tag = 'devices';
+  const df = '(device-first)';
+  const out = (b: Binding) => bindingOut(b, engine.state.hwpts);
 
   app.get(
     '/devices',
@@ -71,5 +87,59 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))),
+  );
+
+  app.post(
+    '/devices/:id/bind',
+    {
+      schema: {
+        ...op(tag, 'bindDevice', `Bind a device to a context, claiming DMA ownership of its group ${df}`),
+        params: StringIdParams,
+        body: ContextRef,
+        response: { 200: BindingOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request) => out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)),
+  );
+
+  app.post(
+    '/devices/:id/unbind',
+    {
+      schema: {
+        ...op(tag, 'unbindDevice', `Unbind: PASIDs and the attachment go first; the last device out releases the group ${df}`),
+        params: StringIdParams,
+        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      engine.deviceFirst().unbind(caller(request), request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/devices/:id/attach',
+    {
+      schema: {
+        ...op(tag, 'attachDevice', `Attach a bound device (or one PASID of it) to an ioas or hwpt; replace swaps atomically ${df}`),
+        params: StringIdParams,
+        body: AttachBody,
+        response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request) => out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)),
+  );
+
+  app.post(
+    '/devices/:id/detach',
+    {
+      schema: {
+        ...op(tag, 'detachDevice', `Detach the device, or one PASID; not attached is a no-op ${df}`),
+        params: StringIdParams,
+        body: DetachBody,
+        response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 422) },
+      },
+    },
+    async (request) => out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)),
   );
 };

@@ -1,0 +1,158 @@
+import type { Caller } from './allocator.js';
+import { isKernelDma, isVirtualKind } from './devices.js';
+import { fail, type Blocker, type Errno } from './errors.js';
+import { kernelDriverBlockers } from './groups.js';
+import type { Binding, Device, GroupHold, Hwpt, Owner } from './model.js';
+import type { Store } from './ports.js';
+
+/**
+ * The isolation rules of SPEC 1, each in exactly one place, shared by both policies:
+ * - one DMA owner per group ({@link OwnershipState.assertNoOtherHolder});
+ * - no user owner beside a DMA-capable kernel driver ({@link assertNoKernelDma}, and the admin
+ *   guards {@link OwnershipState.assertDriverChange} / {@link OwnershipState.assertUnplug});
+ * - clearance for the label of every device in the group ({@link assertClearance});
+ * - a virtual device's parent stays with its kernel driver ({@link OwnershipState.assertParentKeepsKernelDriver}).
+ * The policies decide *when* each applies and with which errno (the kernel's), not *what* it says.
+ */
+
+/** Shows a holder to a viewer: its context, or "other" when it belongs to another principal (SPEC 7). */
+export function ownerAs(owner: Owner, viewer: Caller | null): string {
+  return viewer === null || viewer.role === 'admin' || viewer.id === owner.principalId ? owner.contextId : 'other';
+}
+
+/** EACCES unless the principal is cleared for the label of every device in the group. */
+export function assertClearance(clearances: readonly string[], groupId: number, members: readonly Device[]): void {
+  const missing = members.filter((d) => d.label !== null && !clearances.includes(d.label));
+  if (missing.length === 0) return;
+  const labels = [...new Set(missing.map((d) => d.label!))].sort();
+  fail('EACCES', `not cleared for label${labels.length > 1 ? 's' : ''} ${labels.join(', ')} of group ${groupId}: a device in a group is reachable from every other by peer-to-peer DMA`, {
+    blockers: missing.map((d) => ({ kind: 'device', id: d.id, reason: `label ${d.label} needs clearance` })),
+  });
+}
+
+/** Refuses with `errno` when a device of the group is on a DMA-capable kernel driver. */
+export function assertNoKernelDma(groupId: number, members: readonly Device[], errno: Errno): void {
+  const blockers = kernelDriverBlockers(members);
+  if (blockers.length > 0) {
+    fail(errno, `group ${groupId} is not viable: ${blockers.map((b) => `${b.id} is ${b.reason}`).join('; ')}`, { blockers });
+  }
+}
+
+/**
+ * Ownership state of both policies (only one is ever non-empty: the policy cannot change while
+ * anything is held), with the queries both policies and the admin guards share.
+ */
+export class OwnershipState {
+  readonly groupHolds = new Map<number, GroupHold>();
+  readonly bindings = new Map<string, Binding>();
+  readonly hwpts = new Map<number, Hwpt>();
+
+  constructor(private readonly store: Store) {}
+
+  /** The context holding a group: its group-first opener, or the context of its bound devices. */
+  holderOf(groupId: number): Owner | null {
+    const hold = this.groupHolds.get(groupId);
+    if (hold) return hold;
+    for (const b of this.bindings.values()) if (b.groupId === groupId) return b;
+    return null;
+  }
+
+  /** Whether a user has claimed the group's DMA ownership (in a container, or a device bound). */
+  dmaClaimed(groupId: number): boolean {
+    const hold = this.groupHolds.get(groupId);
+    if (hold) return hold.ioasId !== null;
+    for (const b of this.bindings.values()) if (b.groupId === groupId) return true;
+    return false;
+  }
+
+  /** Everything held, as blockers (for a policy switch or a topology import). */
+  holdings(viewer: Caller | null): Blocker[] {
+    const out: Blocker[] = [];
+    for (const h of this.groupHolds.values()) out.push({ kind: 'group', id: String(h.groupId), reason: 'open (group-first)', owner: ownerAs(h, viewer) });
+    for (const b of this.bindings.values()) out.push({ kind: 'device', id: b.deviceId, reason: 'bound (device-first)', owner: ownerAs(b, viewer) });
+    return out;
+  }
+
+  /** One DMA owner per group: refuses with `errno` when another context holds the group. */
+  assertNoOtherHolder(groupId: number, contextId: string, viewer: Caller, errno: Errno): void {
+    const holder = this.holderOf(groupId);
+    if (holder && holder.contextId !== contextId) {
+      const owner = ownerAs(holder, viewer);
+      fail(errno, `group ${groupId} is owned by ${owner === 'other' ? 'another principal' : `context ${owner}`}`, {
+        blockers: [{ kind: 'group', id: String(groupId), reason: 'owned by another context', owner }],
+      });
+    }
+  }
+
+  /**
+   * A virtual device rides on its parent, which must stay with its kernel driver and must not be
+   * owned by a user: whoever owned the parent could reach every mdev it carries.
+   */
+  assertParentKeepsKernelDriver(device: Device, viewer: Caller, errno: Errno): void {
+    if (!isVirtualKind(device.kind) || device.parentId === null) return;
+    const parent = this.store.getDevice(device.parentId);
+    if (!parent) fail('ENODEV', `parent ${device.parentId} of ${device.id} is gone`);
+    const holder = this.holderOf(parent.groupId);
+    if (holder) {
+      fail(errno, `parent ${parent.id} of ${device.id} is owned by a user`, {
+        blockers: [{ kind: 'device', id: parent.id, reason: 'parent owned by a user', owner: ownerAs(holder, viewer) }],
+      });
+    }
+    if (!isKernelDma(parent)) {
+      fail(errno, `parent ${parent.id} of ${device.id} is on ${parent.driver}, not the kernel driver that provides its virtual devices`, {
+        blockers: [{ kind: 'driver', id: parent.id, reason: `parent driver is ${parent.driver}` }],
+      });
+    }
+  }
+
+  /** Virtual devices in held groups whose parent is this device. */
+  private heldChildren(deviceId: string): Device[] {
+    return this.store.childrenOf(deviceId).filter((c) => isVirtualKind(c.kind) && this.holderOf(c.groupId) !== null);
+  }
+
+  /**
+   * Admin rebinds a driver: refused EBUSY when it would put a DMA-capable kernel driver into a
+   * user-owned group (as the kernel's probe fails), or move a parent off the driver its owned
+   * virtual devices depend on.
+   */
+  assertDriverChange(device: Device, driver: string): void {
+    const holder = this.holderOf(device.groupId);
+    if (holder && this.dmaClaimed(device.groupId) && isKernelDma({ kind: device.kind, driver })) {
+      fail('EBUSY', `group ${device.groupId} is owned by context ${holder.contextId}: a DMA-capable kernel driver cannot join it`, {
+        blockers: [{ kind: 'group', id: String(device.groupId), reason: 'owned by a user', owner: holder.contextId }],
+      });
+    }
+    const children = this.heldChildren(device.id);
+    if (children.length > 0) {
+      fail('EBUSY', `${device.id} parents virtual devices in use: its driver must stay`, {
+        blockers: children.map((c) => ({ kind: 'device', id: c.id, reason: 'virtual device in use', owner: this.holderOf(c.groupId)!.contextId })),
+      });
+    }
+  }
+
+  /** Admin hot-unplug (or hot-plug into a group): refused EBUSY while any affected group is held. */
+  assertUnplug(devices: readonly Device[]): void {
+    const blockers: Blocker[] = [];
+    for (const d of devices) {
+      const holder = this.holderOf(d.groupId);
+      if (holder) blockers.push({ kind: 'device', id: d.id, reason: `group ${d.groupId} is owned`, owner: holder.contextId });
+    }
+    if (blockers.length > 0) fail('EBUSY', `owned devices cannot be unplugged: ${blockers.map((b) => b.id).join(', ')}`, { blockers });
+  }
+
+  /** A device appearing in a user-owned group must not bring a DMA-capable kernel driver. */
+  assertPlug(device: Device): void {
+    const holder = this.holderOf(device.groupId);
+    if (holder && this.dmaClaimed(device.groupId) && isKernelDma(device)) {
+      fail('EBUSY', `group ${device.groupId} is owned: a device on kernel driver ${device.driver} cannot join it`, {
+        blockers: [{ kind: 'group', id: String(device.groupId), reason: 'owned by a user', owner: holder.contextId }],
+      });
+    }
+  }
+
+  /** Anything held refuses a whole-inventory import. */
+  assertNothingHeld(what: string): void {
+    const blockers = this.holdings(null);
+    if (blockers.length > 0) fail('EBUSY', `${what} is refused while devices are owned`, { blockers });
+  }
+}

@@ -1,0 +1,77 @@
+import type { Allocator, Caller } from '../allocator.js';
+import { fail } from '../errors.js';
+import type { PolicyName } from '../model.js';
+import { OwnershipState } from '../ownership.js';
+import type { Store } from '../ports.js';
+import { DeviceFirst } from './device-first.js';
+import { GroupFirst } from './group-first.js';
+
+export interface PolicySwitch {
+  policy: PolicyName;
+  previous: PolicyName;
+  changed: boolean;
+  dryRun: boolean;
+}
+
+/**
+ * The policy engine: one ownership state, two policies behind it, one of them in force. Routes of
+ * the other policy answer EOPNOTSUPP; the policy changes only while nothing is held, so the two
+ * never hold anything at the same time.
+ */
+export class PolicyEngine {
+  readonly state: OwnershipState;
+  private readonly groupFirstPolicy: GroupFirst;
+  private readonly deviceFirstPolicy: DeviceFirst;
+
+  constructor(
+    private readonly store: Store,
+    private readonly allocator: Allocator,
+  ) {
+    this.state = new OwnershipState(store);
+    const deps = { store, allocator, state: this.state };
+    this.groupFirstPolicy = new GroupFirst(deps);
+    this.deviceFirstPolicy = new DeviceFirst(deps);
+    // A context's bindings, hwpts and groups go before its address spaces (they hold them).
+    allocator.onRelease((contextId, undo) => {
+      this.deviceFirstPolicy.releaseContext(contextId, undo);
+      this.groupFirstPolicy.releaseContext(contextId, undo);
+    });
+    const rows = store.loadOwnership();
+    this.deviceFirstPolicy.restore(rows);
+    this.groupFirstPolicy.restore(rows);
+  }
+
+  get policy(): PolicyName {
+    return this.store.getPolicy() ?? 'device-first';
+  }
+
+  groupFirst(): GroupFirst {
+    if (this.policy !== 'group-first') fail('EOPNOTSUPP', 'this is a group-first operation; the server runs device-first');
+    return this.groupFirstPolicy;
+  }
+
+  deviceFirst(): DeviceFirst {
+    if (this.policy !== 'device-first') fail('EOPNOTSUPP', 'this is a device-first operation; the server runs group-first');
+    return this.deviceFirstPolicy;
+  }
+
+  /** Hwpts and bindings are listed whatever the policy (they are simply empty under group-first). */
+  get deviceFirstView(): DeviceFirst {
+    return this.deviceFirstPolicy;
+  }
+
+  /** PUT /system/policy: refused EBUSY, with blockers, while any group is open or any device bound. */
+  setPolicy(caller: Caller | null, policy: PolicyName, dryRun = false): PolicySwitch {
+    const previous = this.policy;
+    const blockers = previous === policy ? [] : this.state.holdings(caller);
+    if (blockers.length > 0) {
+      fail('EBUSY', `the policy cannot change while ${blockers.length} group(s) or device(s) are held`, { blockers });
+    }
+    if (dryRun || previous === policy) return { policy, previous, changed: false, dryRun };
+    this.allocator.transact(
+      () => this.store.setPolicy(policy),
+      { actor: caller?.id ?? null, action: 'system.policy', target: `policy:${policy}` },
+    );
+    return { policy, previous, changed: true, dryRun };
+  }
+}
