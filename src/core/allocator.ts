@@ -1,4 +1,4 @@
-import { fail } from './errors.js';
+import { fail, type Blocker } from './errors.js';
 import { IoasidAllocator } from './ioasid.js';
 import { IovaSpace } from './iova-space.js';
 import { IovaTree } from './iova-tree.js';
@@ -251,7 +251,12 @@ export class Allocator {
     const space = this.getIoas(caller, id);
     const holders = this.holders.get(id);
     if (holders && holders.size > 0) {
-      fail('EBUSY', `ioas ${id} is in use`, { blockers: [...holders].map((h) => ({ kind: 'ioas', id: String(id), reason: `used by ${h}` })) });
+      // Holder names read "<kind> <id>" (group 3, hwpt 7, device <id>): each becomes a blocker of that kind.
+      const blockers = [...holders].map((h) => {
+        const [kind, ...rest] = h.split(' ');
+        return { kind: kind as Blocker['kind'], id: rest.join(' '), reason: `uses ioas ${id}`, owner: space.contextId };
+      });
+      fail('EBUSY', `ioas ${id} is in use by ${[...holders].join(', ')}`, { blockers });
     }
     this.mutateVoid((undo) => this.destroySpace(space, undo), { actor: caller.id, action: 'ioas.destroy', target: `ioas:${id}` });
   }

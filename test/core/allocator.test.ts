@@ -70,11 +70,11 @@ describe('contexts and address spaces', () => {
       try {
         f.allocator.destroyIoas(f.alice, ioas.id);
       } catch (e) {
-        return e as { errno: string; blockers: { reason: string }[] };
+        return e as { errno: string; blockers: unknown[] };
       }
     })();
     expect(busy?.errno).toBe('EBUSY');
-    expect(busy?.blockers.map((b) => b.reason)).toEqual(['used by hwpt 7']);
+    expect(busy?.blockers).toEqual([{ kind: 'hwpt', id: '7', reason: `uses ioas ${ioas.id}`, owner: ctx.id }]);
     f.allocator.unhold(ioas.id, 'hwpt 7');
     f.allocator.destroyIoas(f.alice, ioas.id);
     expect(count(f, 'mappings')).toBe(0);

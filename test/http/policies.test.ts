@@ -120,8 +120,9 @@ describe('device-first', () => {
     });
     expectProblem(await call(alice, 'POST', `/v1/ioas/${good}/mappings`, { iova: '0xfee00000', length: '0x1000', userAddress: 0 }), 400, 'EINVAL');
     expectProblem(await call(alice, 'POST', `/v1/ioas/${good}/mappings`, { iova: '0x200000', length: '0x800', userAddress: 0 }), 400, 'EINVAL');
-    expectProblem(await call(alice, 'DELETE', `/v1/ioas/${good}`), 409, 'EBUSY');
+    const inUse = expectProblem(await call(alice, 'DELETE', `/v1/ioas/${good}`), 409, 'EBUSY');
     const hwpts = (await call(alice, 'GET', '/v1/hwpts')).json();
+    expect(inUse.blockers).toEqual([{ kind: 'hwpt', id: String(hwpts[0].id), reason: `uses ioas ${good}`, owner: a }]);
     expect(hwpts).toMatchObject([{ kind: 'paging', auto: true, ioasId: good, devices: [DSA] }]);
   });
 
@@ -138,7 +139,8 @@ describe('device-first', () => {
     expectProblem(await call(alice, 'POST', `/v1/devices/${GPU}/attach`, { ptId: theirs }), 404, 'ENOENT');
     expectProblem(await call(alice, 'POST', `/v1/devices/${GPU}/attach`, { ptId: x, replace: true }), 400, 'EINVAL');
     await call(alice, 'POST', `/v1/devices/${GPU}/attach`, { ptId: x });
-    expectProblem(await call(alice, 'POST', `/v1/devices/${GPU}/attach`, { ptId: y }), 409, 'EBUSY');
+    const attached = expectProblem(await call(alice, 'POST', `/v1/devices/${GPU}/attach`, { ptId: y }), 409, 'EBUSY');
+    expect(attached.blockers).toEqual([{ kind: 'hwpt', id: expect.any(String), reason: `${GPU} attached`, owner: a }]);
     expectProblem(await call(alice, 'POST', `/v1/devices/${AUDIO}/attach`, { ptId: y }), 400, 'EINVAL');
     const shared = await call(alice, 'POST', `/v1/devices/${AUDIO}/attach`, { ptId: x });
     const gpuHwpt = (await call(alice, 'GET', '/v1/hwpts')).json()[0].id;

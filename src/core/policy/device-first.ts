@@ -113,7 +113,11 @@ export class DeviceFirst {
   }
 
   private attachRid(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
-    if (binding.hwptId !== null && !replace) fail('EBUSY', `device ${binding.deviceId} is already attached to hwpt ${binding.hwptId}: use replace`);
+    if (binding.hwptId !== null && !replace) {
+      fail('EBUSY', `device ${binding.deviceId} is already attached to hwpt ${binding.hwptId}: use replace`, {
+        blockers: [{ kind: 'hwpt', id: String(binding.hwptId), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
+      });
+    }
     if (binding.hwptId === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
     const current = binding.hwptId === null ? undefined : this.hwpts.get(binding.hwptId);
     const wanted = target.kind === 'hwpt' ? target.hwpt : this.autoHwptOf(target.space, binding.contextId);
@@ -136,7 +140,11 @@ export class DeviceFirst {
 
   private attachAccess(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
     if (target.kind !== 'ioas') fail('EINVAL', `virtual device ${binding.deviceId} attaches only to an ioas, through its parent`);
-    if (binding.accessIoasId !== null && !replace) fail('EBUSY', `device ${binding.deviceId} is already attached to ioas ${binding.accessIoasId}: use replace`);
+    if (binding.accessIoasId !== null && !replace) {
+      fail('EBUSY', `device ${binding.deviceId} is already attached to ioas ${binding.accessIoasId}: use replace`, {
+        blockers: [{ kind: 'ioas', id: String(binding.accessIoasId), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
+      });
+    }
     if (binding.accessIoasId === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
     if (binding.accessIoasId === target.space.id) return;
     if (binding.accessIoasId !== null) this.detachRid(binding, undo);
@@ -171,7 +179,11 @@ export class DeviceFirst {
     if (!Number.isInteger(pasid) || pasid < 1 || pasid > max) fail('EINVAL', `pasid must be in [1, ${max}]`);
     if (target.kind !== 'hwpt' || !target.hwpt.pasid) fail('EINVAL', 'a PASID attaches only to a hwpt allocated with pasid: true');
     const current = binding.pasids.get(pasid);
-    if (current !== undefined && !replace) fail('EBUSY', `pasid ${pasid} of ${device.id} is already attached to hwpt ${current}: use replace`);
+    if (current !== undefined && !replace) {
+      fail('EBUSY', `pasid ${pasid} of ${device.id} is already attached to hwpt ${current}: use replace`, {
+        blockers: [{ kind: 'hwpt', id: String(current), reason: `${device.id} pasid ${pasid} attached`, owner: binding.contextId }],
+      });
+    }
     if (current === undefined && replace) fail('EINVAL', `pasid ${pasid} of ${device.id} is not attached: nothing to replace`);
     if (current === target.hwpt.id) return;
     if (current === undefined) {
