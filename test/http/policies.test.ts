@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PolicyName } from '../../src/core/model.js';
 import { expectProblem, testApp, type TestApp } from '../helpers.js';
@@ -396,6 +399,25 @@ describe('policy switch and admin guards', () => {
     expect((await set({ policy: 'group-first' })).json()).toEqual({ policy: 'group-first', previous: 'device-first', changed: true, dryRun: false });
     expect((await t.admin({ url: '/v1/system' })).json().policy).toBe('group-first');
     expectProblem(await call(alice, 'POST', `/v1/devices/${DSA}/bind`, { contextId: a }), 422, 'EOPNOTSUPP');
+  });
+
+  it('the policy in force survives a restart; a start asking for another one while anything is held is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ioasd-pol-'));
+    const db = join(dir, 'ioasd.db');
+    try {
+      const first = await testApp({ db, policy: 'device-first', leaseCheckMs: 0 });
+      await first.admin({ method: 'PUT', url: '/v1/system/policy', payload: { policy: 'group-first' } });
+      const ctx = (await first.admin({ method: 'POST', url: '/v1/contexts', payload: {} })).json().id;
+      expect((await first.admin({ method: 'POST', url: '/v1/groups/2/open', payload: { contextId: ctx } })).statusCode).toBe(200);
+      await first.close();
+      const second = await testApp({ db, leaseCheckMs: 0 });
+      expect((await second.admin({ url: '/v1/system' })).json().policy).toBe('group-first');
+      expect((await second.admin({ url: '/v1/groups/2' })).json().owner).toBe(ctx);
+      await second.close();
+      await expect(testApp({ db, policy: 'device-first', leaseCheckMs: 0 })).rejects.toThrow(/policy cannot change/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('hot-unplug of an owned device and a topology import while anything is owned: EBUSY', async () => {
