@@ -135,12 +135,11 @@ export type HwptKind = 'paging' | 'nested';
 /**
  * A hardware page table (device-first). A paging hwpt translates through an IOAS (automatic: made for
  * the first device attached to the IOAS; manual: allocated by POST /hwpts); a nested hwpt is a
- * stage-1 table over a paging parent allocated with nestParent.
+ * stage-1 table over a paging parent allocated with nestParent. This is what is stored of one.
  */
-export interface Hwpt {
+export interface HwptRecord {
   id: number;
   contextId: string;
-  principalId: string;
   kind: HwptKind;
   ioasId: number;
   parentId: number | null;
@@ -150,6 +149,11 @@ export interface Hwpt {
   dirtyTracking: boolean;
   data: unknown;
   createdAt: string;
+}
+
+/** A hwpt in memory: its record plus who uses it. */
+export interface Hwpt extends HwptRecord {
+  principalId: string;
   /** Devices attached through their RID. */
   devices: Set<string>;
   /** "deviceId/pasid" of PASID attachments. */

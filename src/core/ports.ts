@@ -1,4 +1,4 @@
-import type { Context, Device, GroupRecord, HwptKind, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
+import type { Context, Device, GroupRecord, HwptRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
@@ -95,19 +95,7 @@ export interface AllocatorPort {
   };
 }
 
-export interface StoredHwpt {
-  id: number;
-  contextId: string;
-  kind: HwptKind;
-  ioasId: number;
-  parentId: number | null;
-  auto: boolean;
-  nestParent: boolean;
-  pasid: boolean;
-  dirtyTracking: boolean;
-  data: unknown;
-  createdAt: string;
-}
+export type StoredHwpt = HwptRecord;
 
 /** Write-through persistence of group holds, device opens, bindings, PASID attachments and hwpts. */
 export interface OwnershipPort {
