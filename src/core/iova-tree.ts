@@ -28,8 +28,12 @@ const HALF = FANOUT / 2;
 interface Leaf<T extends Span> {
   leaf: true;
   items: T[];
+  /** items[i].iova as float64: binary searches run over this unboxed array and settle ties exactly. */
+  keyNums: number[];
   /** gaps[i]: size of the hole between the previous area (in the whole tree) and items[i]. */
   gaps: bigint[];
+  /** The same gaps as float64, for pruning without conversions. */
+  gapNums: number[];
   maxGap: number;
 }
 
@@ -38,6 +42,8 @@ interface Branch<T extends Span> {
   children: Node<T>[];
   /** Smallest start address in each child. */
   mins: bigint[];
+  /** The same as float64 (see Leaf.keyNums). */
+  minNums: number[];
   maxGap: number;
 }
 
@@ -51,7 +57,7 @@ interface Step<T extends Span> {
 
 function maxOf(values: readonly number[]): number {
   let m = -1;
-  for (const v of values) if (v > m) m = v;
+  for (let i = 0; i < values.length; i++) if (values[i]! > m) m = values[i]!;
   return m;
 }
 
@@ -59,8 +65,20 @@ function nodeMaxGap<T extends Span>(node: Node<T>): number {
   return node.maxGap;
 }
 
+/** The largest gap under a node, from its own arrays (no allocation: this runs on every change). */
+function computeMaxGap<T extends Span>(node: Node<T>): number {
+  if (node.leaf) return maxOf(node.gapNums);
+  let m = -1;
+  for (let i = 0; i < node.children.length; i++) if (node.children[i]!.maxGap > m) m = node.children[i]!.maxGap;
+  return m;
+}
+
+function emptyLeaf<T extends Span>(): Leaf<T> {
+  return { leaf: true, items: [], keyNums: [], gaps: [], gapNums: [], maxGap: -1 };
+}
+
 export class IovaTree<T extends Span> {
-  private root: Node<T> = { leaf: true, items: [], gaps: [], maxGap: -1 };
+  private root: Node<T> = emptyLeaf<T>();
   private count = 0;
 
   get size(): number {
@@ -81,13 +99,15 @@ export class IovaTree<T extends Span> {
         prevLast = it.last;
         return g;
       });
-      level.push({ leaf: true, items, gaps, maxGap: maxOf(gaps.map(Number)) });
+      const gapNums = gaps.map(Number);
+      level.push({ leaf: true, items, keyNums: items.map((it) => Number(it.iova)), gaps, gapNums, maxGap: maxOf(gapNums) });
     }
     while (level.length > 1) {
       const next: Node<T>[] = [];
       for (let i = 0; i < level.length; i += FANOUT - 8) {
         const children = level.slice(i, i + FANOUT - 8);
-        next.push({ leaf: false, children, mins: children.map(minOf), maxGap: maxOf(children.map(nodeMaxGap)) });
+        const mins = children.map(minOf);
+        next.push({ leaf: false, children, mins, minNums: mins.map(Number), maxGap: maxOf(children.map(nodeMaxGap)) });
       }
       level = next;
     }
@@ -111,8 +131,8 @@ export class IovaTree<T extends Span> {
   /** The area with the greatest start <= a. */
   floor(a: bigint): T | undefined {
     let node = this.root;
-    while (!node.leaf) node = node.children[Math.max(0, upperBound(node.mins, a) - 1)]!;
-    const i = upperBoundItems(node.items, a) - 1;
+    while (!node.leaf) node = node.children[Math.max(0, upperBoundMins(node, a) - 1)]!;
+    const i = upperBoundItems(node, a) - 1;
     return i >= 0 ? node.items[i] : undefined;
   }
 
@@ -128,6 +148,18 @@ export class IovaTree<T extends Span> {
       if (area.iova > last) return;
       yield area;
     }
+  }
+
+  /**
+   * The areas meeting [start, last] as an array. When the area below `last` starts at or before
+   * `start` it is the only candidate (areas do not overlap), which answers the common case of an
+   * unmap of one whole mapping with a single descent.
+   */
+  meetingList(start: bigint, last: bigint): T[] {
+    const below = this.floor(last);
+    if (below === undefined || below.last < start) return [];
+    if (below.iova <= start) return [below];
+    return [...this.meeting(start, last)];
   }
 
   /**
@@ -158,8 +190,11 @@ export class IovaTree<T extends Span> {
     const step = path[path.length - 1]!;
     const leaf = step.node as Leaf<T>;
     const i = step.index;
+    const gap = area.iova - this.lastBefore(path, i) - 1n;
     leaf.items.splice(i, 0, area);
-    leaf.gaps.splice(i, 0, area.iova - this.lastBefore(path, i) - 1n);
+    leaf.keyNums.splice(i, 0, Number(area.iova));
+    leaf.gaps.splice(i, 0, gap);
+    leaf.gapNums.splice(i, 0, Number(gap));
     this.count++;
     // The area after the new one now has a smaller hole below it.
     this.setFollowerGap(path, i + 1, area.last);
@@ -174,7 +209,9 @@ export class IovaTree<T extends Span> {
     const i = step.index - 1;
     if (i < 0 || leaf.items[i]!.iova !== iova) return undefined;
     const area = leaf.items.splice(i, 1)[0]!;
+    leaf.keyNums.splice(i, 1);
     const gap = leaf.gaps.splice(i, 1)[0]!;
+    leaf.gapNums.splice(i, 1);
     step.index = i;
     this.count--;
     // The next area's hole grows to reach down to the area before the removed one.
@@ -230,12 +267,14 @@ export class IovaTree<T extends Span> {
           prevLast = it.last;
           n++;
         });
+        if (node.gapNums.some((g, i) => g !== Number(node.gaps[i]))) throw new Error('leaf gapNums');
+        if (node.keyNums.some((k, i) => k !== Number(node.items[i]!.iova))) throw new Error('leaf keyNums');
         if (node.maxGap !== maxOf(node.gaps.map(Number))) throw new Error('leaf maxGap');
         return;
       }
       if (node.children.length === 0) throw new Error('empty branch');
       node.children.forEach((c, i) => {
-        if (minOf(c) !== node.mins[i]) throw new Error('mins');
+        if (minOf(c) !== node.mins[i] || node.minNums[i] !== Number(node.mins[i])) throw new Error('mins');
         visit(c, depth + 1, depths);
       });
       if (node.maxGap !== maxOf(node.children.map(nodeMaxGap))) throw new Error('branch maxGap');
@@ -253,11 +292,11 @@ export class IovaTree<T extends Span> {
     const path: Step<T>[] = [];
     let node = this.root;
     while (!node.leaf) {
-      const index = Math.max(0, upperBound(node.mins, iova) - 1);
+      const index = Math.max(0, upperBoundMins(node, iova) - 1);
       path.push({ node, index });
       node = node.children[index]!;
     }
-    path.push({ node, index: upperBoundItems(node.items, iova) });
+    path.push({ node, index: upperBoundItems(node, iova) });
     return path;
   }
 
@@ -276,60 +315,76 @@ export class IovaTree<T extends Span> {
   private setFollowerGap(path: Step<T>[], j: number, lastBelow: bigint): void {
     const leaf = path[path.length - 1]!.node as Leaf<T>;
     if (j < leaf.items.length) {
-      leaf.gaps[j] = leaf.items[j]!.iova - lastBelow - 1n;
+      setGap(leaf, j, leaf.items[j]!.iova - lastBelow - 1n);
       return;
     }
     const next = path.map((s) => ({ ...s }));
     const nextLeaf = this.nextLeaf(next);
     if (!nextLeaf) return;
-    nextLeaf.gaps[0] = nextLeaf.items[0]!.iova - lastBelow - 1n;
+    setGap(nextLeaf, 0, nextLeaf.items[0]!.iova - lastBelow - 1n);
     // Only maxima change on that path; fixUp of the main path restores the structure afterwards.
-    for (let level = next.length - 1; level >= 0; level--) {
-      const node = next[level]!.node;
-      node.maxGap = node.leaf ? maxOf(node.gaps.map(Number)) : maxOf(node.children.map(nodeMaxGap));
-    }
+    for (let level = next.length - 1; level >= 0; level--) next[level]!.node.maxGap = computeMaxGap(next[level]!.node);
   }
 
-  /** Restores sizes, mins and maxima along a path after its leaf changed. */
+  /**
+   * Restores sizes, mins and maxima along a path after its leaf changed. It stops climbing as soon as
+   * a level changed neither shape, smallest key nor largest gap: nothing above can have changed.
+   */
   private fixUp(path: Step<T>[]): void {
     for (let level = path.length - 1; level >= 0; level--) {
       const { node } = path[level]!;
       const parent = level > 0 ? path[level - 1]! : undefined;
-      if (node.leaf) node.maxGap = maxOf(node.gaps.map(Number));
-      else node.maxGap = maxOf(node.children.map(nodeMaxGap));
+      const oldMax = node.maxGap;
+      node.maxGap = computeMaxGap(node);
       const size = node.leaf ? node.items.length : node.children.length;
-      if (size > FANOUT) this.split(node, parent);
-      else if (size < HALF && parent) this.rebalance(node, parent);
-      if (parent) {
-        const idx = parent.node.leaf ? -1 : (parent.node as Branch<T>).children.indexOf(node);
-        if (idx >= 0) (parent.node as Branch<T>).mins[idx] = minOf(node);
+      let structural = false;
+      if (size > FANOUT) {
+        this.split(node, parent);
+        structural = true;
+      } else if (size < HALF && parent && (parent.node as Branch<T>).children.length > 1) {
+        this.rebalance(node, parent);
+        structural = true;
       }
+      let minChanged = false;
+      if (parent) {
+        const p = parent.node as Branch<T>;
+        const idx = p.children[parent.index] === node ? parent.index : p.children.indexOf(node);
+        if (idx >= 0) {
+          const min = minOf(node);
+          if (p.mins[idx] !== min) {
+            p.mins[idx] = min;
+            p.minNums[idx] = Number(min);
+            minChanged = true;
+          }
+        }
+      }
+      if (!structural && !minChanged && node.maxGap === oldMax) break;
     }
     // Drop empty/degenerate roots.
     while (!this.root.leaf && this.root.children.length === 1) this.root = this.root.children[0]!;
-    if (!this.root.leaf && this.root.children.length === 0) this.root = { leaf: true, items: [], gaps: [], maxGap: -1 };
+    if (!this.root.leaf && this.root.children.length === 0) this.root = emptyLeaf<T>();
   }
 
   private split(node: Node<T>, parent: Step<T> | undefined): void {
     let right: Node<T>;
     if (node.leaf) {
-      right = { leaf: true, items: node.items.splice(HALF), gaps: node.gaps.splice(HALF), maxGap: -1 };
-      node.maxGap = maxOf(node.gaps.map(Number));
-      right.maxGap = maxOf((right as Leaf<T>).gaps.map(Number));
+      right = { leaf: true, items: node.items.splice(HALF), keyNums: node.keyNums.splice(HALF), gaps: node.gaps.splice(HALF), gapNums: node.gapNums.splice(HALF), maxGap: -1 };
     } else {
-      right = { leaf: false, children: node.children.splice(HALF), mins: node.mins.splice(HALF), maxGap: -1 };
-      node.maxGap = maxOf(node.children.map(nodeMaxGap));
-      right.maxGap = maxOf((right as Branch<T>).children.map(nodeMaxGap));
+      right = { leaf: false, children: node.children.splice(HALF), mins: node.mins.splice(HALF), minNums: node.minNums.splice(HALF), maxGap: -1 };
     }
+    node.maxGap = computeMaxGap(node);
+    right.maxGap = computeMaxGap(right);
     if (!parent) {
-      this.root = { leaf: false, children: [node, right], mins: [minOf(node), minOf(right)], maxGap: Math.max(node.maxGap, right.maxGap) };
+      const mins = [minOf(node), minOf(right)];
+      this.root = { leaf: false, children: [node, right], mins, minNums: mins.map(Number), maxGap: Math.max(node.maxGap, right.maxGap) };
       return;
     }
     const p = parent.node as Branch<T>;
     const idx = p.children.indexOf(node);
     p.children.splice(idx + 1, 0, right);
     p.mins.splice(idx + 1, 0, minOf(right));
-    p.maxGap = maxOf(p.children.map(nodeMaxGap));
+    p.minNums.splice(idx + 1, 0, Number(p.mins[idx + 1]));
+    p.maxGap = computeMaxGap(p);
   }
 
   /** Merges an underfull node with a sibling, or borrows from it. */
@@ -342,19 +397,25 @@ export class IovaTree<T extends Span> {
     const right = p.children[leftIdx + 1]!;
     if (left.leaf && right.leaf) {
       left.items.push(...right.items.splice(0));
+      left.keyNums.push(...right.keyNums.splice(0));
       left.gaps.push(...right.gaps.splice(0));
+      left.gapNums.push(...right.gapNums.splice(0));
     } else if (!left.leaf && !right.leaf) {
       left.children.push(...right.children.splice(0));
       left.mins.push(...right.mins.splice(0));
+      left.minNums.push(...right.minNums.splice(0));
     }
     p.children.splice(leftIdx + 1, 1);
     p.mins.splice(leftIdx + 1, 1);
+    p.minNums.splice(leftIdx + 1, 1);
     // A merge may overfill: split again.
     const size = left.leaf ? left.items.length : left.children.length;
     if (size > FANOUT) this.split(left, parent);
-    else left.maxGap = left.leaf ? maxOf(left.gaps.map(Number)) : maxOf(left.children.map(nodeMaxGap));
-    p.mins[p.children.indexOf(left)] = minOf(left);
-    p.maxGap = maxOf(p.children.map(nodeMaxGap));
+    else left.maxGap = computeMaxGap(left);
+    const at = p.children.indexOf(left);
+    p.mins[at] = minOf(left);
+    p.minNums[at] = Number(p.mins[at]);
+    p.maxGap = computeMaxGap(p);
   }
 
   private nextLeaf(path: Step<T>[]): Leaf<T> | undefined {
@@ -404,12 +465,12 @@ export class IovaTree<T extends Span> {
     const search = (node: Node<T>): { area: T; gap: bigint } | undefined => {
       if (node.maxGap < need) return undefined;
       if (node.leaf) {
-        for (let i = upperBoundItems(node.items, after); i < node.items.length; i++) {
+        for (let i = upperBoundItems(node, after); i < node.items.length; i++) {
           if (node.gaps[i]! >= minSize) return { area: node.items[i]!, gap: node.gaps[i]! };
         }
         return undefined;
       }
-      for (let c = Math.max(0, upperBound(node.mins, after) - 1); c < node.children.length; c++) {
+      for (let c = Math.max(0, upperBoundMins(node, after) - 1); c < node.children.length; c++) {
         const found = search(node.children[c]!);
         if (found) return found;
       }
@@ -419,30 +480,38 @@ export class IovaTree<T extends Span> {
   }
 }
 
+function setGap<T extends Span>(leaf: Leaf<T>, i: number, gap: bigint): void {
+  leaf.gaps[i] = gap;
+  leaf.gapNums[i] = Number(gap);
+}
+
 function minOf<T extends Span>(node: Node<T>): bigint {
   while (!node.leaf) node = node.children[0]!;
   return node.items[0]?.iova ?? 0n;
 }
 
-/** First index whose key is > k. */
-function upperBound(keys: readonly bigint[], k: bigint): number {
+/**
+ * First index whose key is > k, searching the float64 copies and settling ties exactly. Rounding to
+ * float64 is monotonic, so a float strictly below (above) k's float means a key below (above) k; only
+ * equal floats can hide the exact order, and they are checked against the bigint keys.
+ */
+function upperBoundNums(nums: readonly number[], k: bigint, exact: (i: number) => bigint): number {
+  const kn = Number(k);
   let lo = 0;
-  let hi = keys.length;
+  let hi = nums.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (keys[mid]! <= k) lo = mid + 1;
+    if (nums[mid]! <= kn) lo = mid + 1;
     else hi = mid;
   }
+  while (lo > 0 && nums[lo - 1] === kn && exact(lo - 1) > k) lo--;
   return lo;
 }
 
-function upperBoundItems<T extends Span>(items: readonly T[], k: bigint): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (items[mid]!.iova <= k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+function upperBoundMins<T extends Span>(node: Branch<T>, k: bigint): number {
+  return upperBoundNums(node.minNums, k, (i) => node.mins[i]!);
+}
+
+function upperBoundItems<T extends Span>(leaf: Leaf<T>, k: bigint): number {
+  return upperBoundNums(leaf.keyNums, k, (i) => leaf.items[i]!.iova);
 }

@@ -165,7 +165,7 @@ function planIommufdUnmap(space: IovaSpace, iova: bigint, length: bigint, everyt
   if (length === 0n) fail('EINVAL', 'length must not be 0');
   if (iova + length - 1n > TOP) fail('EOVERFLOW', 'iova + length - 1 is past 2^64-1');
   const last = iova + length - 1n;
-  const hit = [...space.mappings.meeting(iova, last)];
+  const hit = space.mappings.meetingList(iova, last);
   if (hit.length === 0) fail('ENOENT', `no mapping in ${fmt({ start: iova, last })}`);
   for (const m of hit) {
     if (m.iova < iova || m.last > last) {
@@ -186,7 +186,7 @@ function planType1Unmap(space: IovaSpace, iova: bigint, length: bigint): Mapping
   if (first && first.iova !== iova) fail('EINVAL', `iova 0x${iova.toString(16)} falls inside the mapping at 0x${first.iova.toString(16)}`);
   const end = space.mappings.find(last);
   if (end && end.last !== last) fail('EINVAL', `the range ends inside the mapping at 0x${end.iova.toString(16)}`);
-  return [...space.mappings.meeting(iova, last)];
+  return space.mappings.meetingList(iova, last);
 }
 
 // ---- allowed ranges ----------------------------------------------------------------------------

@@ -93,7 +93,10 @@ function run(ops: Op[], space: bigint, base: bigint): void {
   expect([...tree.from()]).toEqual(model.items);
   const probe = base + space / 2n;
   expect(tree.find(probe)).toEqual(model.items.find((s) => s.iova <= probe && s.last >= probe));
-  expect([...tree.meeting(probe, probe + space / 10n)]).toEqual(model.items.filter((s) => s.iova <= probe + space / 10n && s.last >= probe));
+  const meets = model.items.filter((s) => s.iova <= probe + space / 10n && s.last >= probe);
+  expect([...tree.meeting(probe, probe + space / 10n)]).toEqual(meets);
+  expect(tree.meetingList(probe, probe + space / 10n)).toEqual(meets);
+  for (const s of model.items.slice(0, 5)) expect(tree.meetingList(s.iova, s.last)).toEqual([s]);
   expect(IovaTree.fromSorted(model.items).size).toBe(model.items.length);
   const rebuilt = IovaTree.fromSorted(model.items);
   rebuilt.checkInvariants();
