@@ -1,4 +1,4 @@
--- Contexts, IOAS, pinned pages and DMA mappings.
+-- Contexts, IOAS and DMA mappings.
 -- u64 values in INTEGER columns are stored offset by -2^63 (value - 2^63 as a signed 64-bit integer):
 -- SQLite integers are signed, and the offset keeps their order equal to the unsigned order, so the
 -- primary key index hands mappings back sorted by address at start-up without any text parsing.
@@ -21,21 +21,16 @@ CREATE TABLE ioas (
 ) STRICT;
 CREATE INDEX ioas_by_context ON ioas (context_id);
 
--- Pinned user memory: made by a map, shared by copies, charged once to maxPinnedBytes.
-CREATE TABLE pages (
-  id           INTEGER PRIMARY KEY,
-  principal_id TEXT NOT NULL,
-  bytes        INTEGER NOT NULL,   -- u64, offset-encoded
-  writable     INTEGER NOT NULL CHECK (writable IN (0, 1))
-) STRICT;
-
+-- A mapping and the pinned pages behind it: a map makes new pages (charged to maxPinnedBytes once),
+-- a copy shares its source's. The pages' size and writability are kept on every mapping that uses
+-- them, so there is no pages table to write, index or join: a map is one row here.
 CREATE TABLE mappings (
   ioas_id      INTEGER NOT NULL REFERENCES ioas (id),
   iova         INTEGER NOT NULL,   -- u64, offset-encoded
   length       INTEGER NOT NULL,   -- u64, offset-encoded
   user_address INTEGER NOT NULL,   -- u64, offset-encoded
-  flags        INTEGER NOT NULL,   -- 1 read, 2 write
-  pages_id     INTEGER NOT NULL REFERENCES pages (id),
+  flags        INTEGER NOT NULL,   -- 1 read, 2 write, 4 pages writable
+  pages_id     INTEGER NOT NULL,
+  pages_bytes  INTEGER NOT NULL,   -- u64, offset-encoded
   PRIMARY KEY (ioas_id, iova)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX mappings_by_pages ON mappings (pages_id);

@@ -86,11 +86,6 @@ export class Allocator {
     const loaded = deps.store.loadAllocator();
     for (const c of loaded.contexts) this.contexts.set(c.id, c);
     const pages = new Map<number, Pages>();
-    for (const p of loaded.pages) {
-      pages.set(p.id, { ...p, refs: 0 });
-      this.nextPagesId = Math.max(this.nextPagesId, p.id + 1);
-      this.usageOf(p.principalId).pinnedBytes += p.bytes;
-    }
     for (const row of loaded.ioas) {
       const ctx = this.contexts.get(row.contextId);
       if (!ctx) continue;
@@ -115,7 +110,15 @@ export class Allocator {
         flush();
         batchIoas = m.ioasId;
       }
-      const p = pages.get(m.pagesId)!;
+      let p = pages.get(m.pagesId);
+      if (!p) {
+        // Pinned pages are charged once, however many mappings (copies) share them.
+        const principalId = this.spaces.get(m.ioasId)?.principalId ?? '';
+        p = { id: m.pagesId, principalId, bytes: m.pagesBytes, writable: m.pagesWritable, refs: 0 };
+        pages.set(m.pagesId, p);
+        this.usageOf(principalId).pinnedBytes += p.bytes;
+        if (m.pagesId >= this.nextPagesId) this.nextPagesId = m.pagesId + 1;
+      }
       p.refs++;
       batch.push({ iova: m.iova, last: m.iova + m.length - 1n, length: m.length, userAddress: m.userAddress, read: m.read, write: m.write, pages: p });
     }
@@ -374,7 +377,6 @@ export class Allocator {
       fail('ENOMEM', `mapping 0x${args.length.toString(16)} bytes would pass the maxPinnedBytes quota of 0x${quotas.maxPinnedBytes.toString(16)}`);
     }
     const pages: Pages = { id: this.nextPagesId++, principalId: space.principalId, bytes: args.length, writable: args.write, refs: 0 };
-    this.deps.store.insertPages(pages);
     usage.pinnedBytes += pages.bytes;
     undo.push(() => (usage.pinnedBytes -= pages.bytes));
     const m: Mapping = { iova, last: iova + args.length - 1n, length: args.length, userAddress: args.userAddress, read: args.read, write: args.write, pages };
@@ -404,7 +406,6 @@ export class Allocator {
     const released = m.pages.refs === 0;
     if (released) {
       // The last mapping of pinned memory: its charge goes (a copy shares the source's charge).
-      this.deps.store.deletePages(m.pages.id);
       this.usageOf(m.pages.principalId).pinnedBytes -= m.pages.bytes;
     }
     undo.push(() => {

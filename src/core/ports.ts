@@ -1,4 +1,4 @@
-import type { Context, Device, GroupRecord, HwptRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from './model.js';
+import type { Context, Device, GroupRecord, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
@@ -71,6 +71,19 @@ export interface StoredIoas {
   createdAt: string;
 }
 
+/** A mapping row, with the pinned pages it uses (shared by copies). */
+export interface StoredMapping {
+  ioasId: number;
+  iova: bigint;
+  length: bigint;
+  userAddress: bigint;
+  read: boolean;
+  write: boolean;
+  pagesId: number;
+  pagesBytes: bigint;
+  pagesWritable: boolean;
+}
+
 /**
  * Write-through persistence of the allocator: the core changes its in-memory index and calls these
  * in the same synchronous step, inside one transaction.
@@ -82,16 +95,13 @@ export interface AllocatorPort {
   insertIoas(ioas: StoredIoas): void;
   setAllowedRanges(ioasId: number, ranges: Range[]): void;
   deleteIoas(id: number): void;
-  insertPages(p: Pages): void;
-  deletePages(id: number): void;
   insertMapping(ioasId: number, m: Mapping): void;
   deleteMapping(ioasId: number, iova: bigint): void;
   /** Everything, for the start-up rebuild: mappings come sorted by (ioas, iova). */
   loadAllocator(): {
     contexts: Context[];
     ioas: StoredIoas[];
-    pages: Omit<Pages, 'refs'>[];
-    mappings: Iterable<{ ioasId: number; iova: bigint; length: bigint; userAddress: bigint; read: boolean; write: boolean; pagesId: number }>;
+    mappings: Iterable<StoredMapping>;
   };
 }
 

@@ -1,5 +1,5 @@
-import type { Context, Device, GroupRecord, Iommu, Mapping, Pages, PolicyName, Principal, Range } from '../core/model.js';
-import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredPrincipal } from '../core/ports.js';
+import type { Context, Device, GroupRecord, Iommu, Mapping, PolicyName, Principal, Range } from '../core/model.js';
+import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredMapping, StoredPrincipal } from '../core/ports.js';
 import {
   decodeIommu,
   decodeQuotas,
@@ -114,12 +114,9 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
       deleteIoasMappings: p('DELETE FROM mappings WHERE ioas_id = ?'),
       deleteIoas: p('DELETE FROM ioas WHERE id = ?'),
       listIoas: p('SELECT id, context_id, allowed_ranges, created_at FROM ioas'),
-      insertPages: p('INSERT INTO pages (id, principal_id, bytes, writable) VALUES (?, ?, ?, ?)'),
-      deletePages: p('DELETE FROM pages WHERE id = ?'),
-      listPages: p('SELECT id, principal_id, bytes, writable FROM pages').safeIntegers(true),
-      insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id, pages_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       deleteMapping: p('DELETE FROM mappings WHERE ioas_id = ? AND iova = ?'),
-      listMappings: p('SELECT ioas_id, iova, length, user_address, flags, pages_id FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true),
+      listMappings: p('SELECT ioas_id, iova, length, user_address, flags, pages_id, pages_bytes FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true),
       putGroupHold: p(`INSERT INTO group_holds (group_id, context_id, ioas_id) VALUES (?, ?, ?)
         ON CONFLICT (group_id) DO UPDATE SET context_id = excluded.context_id, ioas_id = excluded.ioas_id`),
       deleteGroupHold: p('DELETE FROM group_holds WHERE group_id = ?'),
@@ -307,16 +304,9 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
     this.s.deleteIoas.run(id);
   }
 
-  insertPages(p: Pages): void {
-    this.s.insertPages.run(p.id, p.principalId, encodeU64(p.bytes), p.writable ? 1 : 0);
-  }
-
-  deletePages(id: number): void {
-    this.s.deletePages.run(id);
-  }
-
   insertMapping(ioasId: number, m: Mapping): void {
-    this.s.insertMapping.run(ioasId, encodeU64(m.iova), encodeU64(m.length), encodeU64(m.userAddress), (m.read ? 1 : 0) | (m.write ? 2 : 0), m.pages.id);
+    const flags = (m.read ? 1 : 0) | (m.write ? 2 : 0) | (m.pages.writable ? 4 : 0);
+    this.s.insertMapping.run(ioasId, encodeU64(m.iova), encodeU64(m.length), encodeU64(m.userAddress), flags, m.pages.id, encodeU64(m.pages.bytes));
   }
 
   deleteMapping(ioasId: number, iova: bigint): void {
@@ -338,15 +328,9 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
       allowed: decodeRanges(r.allowed_ranges),
       createdAt: r.created_at,
     }));
-    const pages = (this.s.listPages.all() as { id: bigint; principal_id: string; bytes: bigint; writable: bigint }[]).map((r) => ({
-      id: Number(r.id),
-      principalId: r.principal_id,
-      bytes: decodeU64(r.bytes),
-      writable: r.writable === 1n,
-    }));
     const rows = this.s.listMappings;
-    function* mappings(): Generator<{ ioasId: number; iova: bigint; length: bigint; userAddress: bigint; read: boolean; write: boolean; pagesId: number }> {
-      for (const r of rows.iterate() as Iterable<[bigint, bigint, bigint, bigint, bigint, bigint]>) {
+    function* mappings(): Generator<StoredMapping> {
+      for (const r of rows.iterate() as Iterable<[bigint, bigint, bigint, bigint, bigint, bigint, bigint]>) {
         yield {
           ioasId: Number(r[0]),
           iova: decodeU64(r[1]),
@@ -354,11 +338,13 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
           userAddress: decodeU64(r[3]),
           read: (r[4] & 1n) !== 0n,
           write: (r[4] & 2n) !== 0n,
+          pagesWritable: (r[4] & 4n) !== 0n,
           pagesId: Number(r[5]),
+          pagesBytes: decodeU64(r[6]),
         };
       }
     }
-    return { contexts, ioas, pages, mappings: mappings() };
+    return { contexts, ioas, mappings: mappings() };
   }
 
   // ---- ownership --------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ describe('device-first', () => {
     await call(alice, 'POST', `/v1/devices/${DSA}/attach`, { ptId: parent, pasid: 3 });
     expect((await call(alice, 'DELETE', `/v1/contexts/${a}`)).statusCode).toBe(204);
     const db = t.app.ioasd.db;
-    for (const table of ['bindings', 'pasid_attachments', 'hwpts', 'ioas', 'mappings', 'pages', 'contexts']) {
+    for (const table of ['bindings', 'pasid_attachments', 'hwpts', 'ioas', 'mappings', 'contexts']) {
       expect(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get(), table).toBe(0);
     }
     const groups = (await call(alice, 'GET', '/v1/groups')).json() as { owner: string | null }[];
