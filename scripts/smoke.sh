@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the built server exactly as the container does (`node dist/main.js`, configured by IOASD_*
+# Starts the built server exactly as the container does (`node <flags> dist/main.js`, configured by IOASD_*
 # variables), on 127.0.0.1 and a port it picks, checks health, readiness and the served OpenAPI
 # document, then stops it with SIGTERM and expects a clean exit.
 set -euo pipefail
@@ -8,7 +8,7 @@ work=$(mktemp -d)
 log="$work/server.log"
 trap 'kill -9 "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-IOASD_HOST=127.0.0.1 IOASD_PORT=0 IOASD_DB="$work/data/ioasd.db" NODE_ENV=production node dist/main.js >"$log" 2>&1 &
+IOASD_HOST=127.0.0.1 IOASD_PORT=0 IOASD_DB="$work/data/ioasd.db" NODE_ENV=production node --min-semi-space-size=16 --max-semi-space-size=64 dist/main.js >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   url=$(grep -o 'Server listening at http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1 | sed 's/Server listening at //') || true
@@ -34,4 +34,4 @@ test -f "$work/data/admin.token" || { echo "smoke: no admin.token"; exit 1; }
 
 kill -TERM "$pid"
 wait "$pid"
-echo "smoke: node dist/main.js started, answered and stopped cleanly"
+echo "smoke: node dist/main.js (the container command) started, answered and stopped cleanly"

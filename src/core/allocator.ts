@@ -85,7 +85,8 @@ export class Allocator {
   constructor(private readonly deps: AllocatorDeps) {
     const loaded = deps.store.loadAllocator();
     for (const c of loaded.contexts) this.contexts.set(c.id, c);
-    const pages = new Map<number, Pages>();
+    // Pages by id (ids are small dense integers): a plain array is far cheaper than a Map at 1M.
+    const pages: Pages[] = [];
     for (const row of loaded.ioas) {
       const ctx = this.contexts.get(row.contextId);
       if (!ctx) continue;
@@ -105,23 +106,23 @@ export class Allocator {
       }
       batch = [];
     };
-    for (const m of loaded.mappings) {
-      if (m.ioasId !== batchIoas) {
+    loaded.eachMapping((ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
+      if (ioasId !== batchIoas) {
         flush();
-        batchIoas = m.ioasId;
+        batchIoas = ioasId;
       }
-      let p = pages.get(m.pagesId);
+      let p = pages[pagesId];
       if (!p) {
         // Pinned pages are charged once, however many mappings (copies) share them.
-        const principalId = this.spaces.get(m.ioasId)?.principalId ?? '';
-        p = { id: m.pagesId, principalId, bytes: m.pagesBytes, writable: m.pagesWritable, refs: 0 };
-        pages.set(m.pagesId, p);
+        const principalId = this.spaces.get(ioasId)?.principalId ?? '';
+        p = { id: pagesId, principalId, bytes: pagesBytes, writable: pagesWritable, refs: 0 };
+        pages[pagesId] = p;
         this.usageOf(principalId).pinnedBytes += p.bytes;
-        if (m.pagesId >= this.nextPagesId) this.nextPagesId = m.pagesId + 1;
+        if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
       }
       p.refs++;
-      batch.push({ iova: m.iova, last: m.iova + m.length - 1n, length: m.length, userAddress: m.userAddress, read: m.read, write: m.write, pages: p });
-    }
+      batch.push({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+    });
     flush();
     this.ids = new IoasidAllocator(deps.ioasidRange.min, deps.ioasidRange.max, this.spaces.keys());
   }

@@ -71,18 +71,21 @@ export interface StoredIoas {
   createdAt: string;
 }
 
-/** A mapping row, with the pinned pages it uses (shared by copies). */
-export interface StoredMapping {
-  ioasId: number;
-  iova: bigint;
-  length: bigint;
-  userAddress: bigint;
-  read: boolean;
-  write: boolean;
-  pagesId: number;
-  pagesBytes: bigint;
-  pagesWritable: boolean;
-}
+/**
+ * Receives one mapping row with the pinned pages it uses (shared by copies). Positional arguments
+ * rather than an object: a restart reads a million of them and each object would be garbage.
+ */
+export type MappingRowSink = (
+  ioasId: number,
+  iova: bigint,
+  length: bigint,
+  userAddress: bigint,
+  read: boolean,
+  write: boolean,
+  pagesId: number,
+  pagesBytes: bigint,
+  pagesWritable: boolean,
+) => void;
 
 /**
  * Write-through persistence of the allocator: the core changes its in-memory index and calls these
@@ -101,7 +104,8 @@ export interface AllocatorPort {
   loadAllocator(): {
     contexts: Context[];
     ioas: StoredIoas[];
-    mappings: Iterable<StoredMapping>;
+    /** Calls `sink` for every mapping, sorted by (ioas, iova). */
+    eachMapping(sink: MappingRowSink): void;
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Context, Device, GroupRecord, Iommu, Mapping, PolicyName, Principal, Range } from '../core/model.js';
-import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredMapping, StoredPrincipal } from '../core/ports.js';
+import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredPrincipal, MappingRowSink } from '../core/ports.js';
 import {
   decodeIommu,
   decodeQuotas,
@@ -116,7 +116,10 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
       listIoas: p('SELECT id, context_id, allowed_ranges, created_at FROM ioas'),
       insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id, pages_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       deleteMapping: p('DELETE FROM mappings WHERE ioas_id = ? AND iova = ?'),
-      listMappings: p('SELECT ioas_id, iova, length, user_address, flags, pages_id, pages_bytes FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true),
+      // The statement reads integers as BigInt (u64 columns); the small ones are cast to REAL so they
+      // arrive as plain numbers: a restart reads a million rows and every BigInt is an allocation.
+      listMappings: p(`SELECT CAST(ioas_id AS REAL), iova, length, user_address, CAST(flags AS REAL), CAST(pages_id AS REAL), pages_bytes
+        FROM mappings ORDER BY ioas_id, iova`).raw().safeIntegers(true),
       putGroupHold: p(`INSERT INTO group_holds (group_id, context_id, ioas_id) VALUES (?, ?, ?)
         ON CONFLICT (group_id) DO UPDATE SET context_id = excluded.context_id, ioas_id = excluded.ioas_id`),
       deleteGroupHold: p('DELETE FROM group_holds WHERE group_id = ?'),
@@ -329,22 +332,13 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
       createdAt: r.created_at,
     }));
     const rows = this.s.listMappings;
-    function* mappings(): Generator<StoredMapping> {
-      for (const r of rows.iterate() as Iterable<[bigint, bigint, bigint, bigint, bigint, bigint, bigint]>) {
-        yield {
-          ioasId: Number(r[0]),
-          iova: decodeU64(r[1]),
-          length: decodeU64(r[2]),
-          userAddress: decodeU64(r[3]),
-          read: (r[4] & 1n) !== 0n,
-          write: (r[4] & 2n) !== 0n,
-          pagesWritable: (r[4] & 4n) !== 0n,
-          pagesId: Number(r[5]),
-          pagesBytes: decodeU64(r[6]),
-        };
+    const eachMapping = (sink: MappingRowSink): void => {
+      for (const r of rows.iterate() as Iterable<[number, bigint, bigint, bigint, number, number, bigint]>) {
+        const flags = r[4];
+        sink(r[0], decodeU64(r[1]), decodeU64(r[2]), decodeU64(r[3]), (flags & 1) !== 0, (flags & 2) !== 0, r[5], decodeU64(r[6]), (flags & 4) !== 0);
       }
-    }
-    return { contexts, ioas, mappings: mappings() };
+    };
+    return { contexts, ioas, eachMapping };
   }
 
   // ---- ownership --------------------------------------------------------------------------------
