@@ -15,7 +15,7 @@ import { fmt, median, tempDir, type Figure } from './util.js';
 const { buildApp } = await load<typeof AppModule>('app.js');
 const TOKEN = 'bench-admin-token-0123456789';
 const CONCURRENCY = 16;
-const SECONDS = 3;
+const SECONDS = 2;
 
 /** Requests per second over a fixed time, `CONCURRENCY` in flight. */
 async function drive(port: number, path: string, headers: Record<string, string>, body: (n: number) => string): Promise<number> {
@@ -83,7 +83,7 @@ export async function benchHttp(): Promise<Figure[]> {
     const body = (next: () => number) => () => JSON.stringify({ iova: `0x${(0x100000 + next() * 0x1000).toString(16)}`, length: '0x1000', userAddress: '0x7f0000000000' });
     const bareRuns: number[] = [];
     const ourRuns: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 5; round++) {
       bareRuns.push(await drive(barePort, '/insert', {}, body(() => bareN++)));
       ourRuns.push(await drive(ourPort, `/v1/ioas/${ioas}/mappings`, auth, body(() => ourN++)));
       console.log(`http  round ${round + 1}: bare ${fmt(bareRuns[round]!)} req/s, ioasd map ${fmt(ourRuns[round]!)} req/s`);

@@ -40,7 +40,7 @@ CREATE TABLE principals (
 ) STRICT;
 
 CREATE TABLE audit (
-  seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq       INTEGER PRIMARY KEY,        -- rowid: grows with every row, as nothing is ever deleted
   at        TEXT NOT NULL,
   actor     TEXT,
   action    TEXT NOT NULL,

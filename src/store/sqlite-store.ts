@@ -75,8 +75,20 @@ function toPrincipal(r: PrincipalRow): Principal {
 /** The core's {@link Store} on better-sqlite3. Statements are prepared once; all calls are synchronous. */
 export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   private readonly s;
+  /**
+   * Principals and the policy are read on every request (authentication, quotas, rule set) and
+   * written rarely; these caches are dropped on every write to them and whenever a transaction
+   * fails, so they never hold a value the database does not.
+   */
+  private readonly principalCache = new Map<string, Principal | undefined>();
+  private readonly tokenCache = new Map<string, string | undefined>();
+  private policyCache: { value: PolicyName | undefined } | null = null;
+  /** One transaction wrapper for every change: better-sqlite3 builds it (and its savepoint
+   * variants for nesting) once, instead of on every call. */
+  private readonly runInTransaction: (fn: () => unknown) => unknown;
 
   constructor(private readonly db: Db) {
+    this.runInTransaction = db.transaction((fn: () => unknown) => fn());
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       getSetting: p('SELECT value FROM settings WHERE key = ?').pluck(),
@@ -144,7 +156,18 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.runInTransaction(fn) as T;
+    } catch (err) {
+      this.dropCaches();
+      throw err;
+    }
+  }
+
+  private dropCaches(): void {
+    this.principalCache.clear();
+    this.tokenCache.clear();
+    this.policyCache = null;
   }
 
   getIommu(): Iommu {
@@ -230,13 +253,21 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   }
 
   getPrincipal(id: string): Principal | undefined {
+    if (this.principalCache.has(id)) return this.principalCache.get(id);
     const row = this.s.getPrincipal.get(id) as PrincipalRow | undefined;
-    return row && toPrincipal(row);
+    const principal = row && toPrincipal(row);
+    this.principalCache.set(id, principal);
+    return principal;
   }
 
   findPrincipalByTokenHash(hash: string): Principal | undefined {
-    const row = this.s.principalByToken.get(hash) as PrincipalRow | undefined;
-    return row && toPrincipal(row);
+    if (!this.tokenCache.has(hash)) {
+      const row = this.s.principalByToken.get(hash) as PrincipalRow | undefined;
+      // Unknown tokens are not remembered: a stream of bad tokens must not grow the cache.
+      if (!row) return undefined;
+      this.tokenCache.set(hash, row.id);
+    }
+    return this.getPrincipal(this.tokenCache.get(hash)!);
   }
 
   principalNameTaken(name: string, exceptId?: string): boolean {
@@ -244,18 +275,22 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   }
 
   insertPrincipal(p: StoredPrincipal): void {
+    this.dropCaches();
     this.s.insertPrincipal.run(p.id, p.name, p.role, JSON.stringify(p.clearances), encodeQuotas(p.quotas), p.tokenHash, p.createdAt);
   }
 
   updatePrincipal(p: Principal): void {
+    this.dropCaches();
     this.s.updatePrincipal.run(p.name, p.role, JSON.stringify(p.clearances), encodeQuotas(p.quotas), p.id);
   }
 
   setTokenHash(id: string, hash: string): void {
+    this.dropCaches();
     this.s.setTokenHash.run(hash, id);
   }
 
   deletePrincipal(id: string): void {
+    this.dropCaches();
     this.s.deletePrincipal.run(id);
   }
 
@@ -264,10 +299,12 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   }
 
   getPolicy(): PolicyName | undefined {
-    return this.s.getSetting.get('policy') as PolicyName | undefined;
+    if (!this.policyCache) this.policyCache = { value: this.s.getSetting.get('policy') as PolicyName | undefined };
+    return this.policyCache.value;
   }
 
   setPolicy(policy: PolicyName): void {
+    this.dropCaches();
     this.s.putSetting.run('policy', policy);
   }
 

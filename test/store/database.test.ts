@@ -105,3 +105,30 @@ describe('single-server lock', () => {
     after.db.close();
   });
 });
+
+describe('store caches', () => {
+  it('never keep a principal or policy that a failed transaction wrote', async () => {
+    const { SqliteStore } = await import('../../src/store/sqlite-store.js');
+    const { DEFAULT_QUOTAS } = await import('../../src/core/principals.js');
+    const { db } = openDatabase(':memory:');
+    const store = new SqliteStore(db);
+    store.insertPrincipal({ id: 'p1', name: 'one', role: 'user', clearances: [], quotas: DEFAULT_QUOTAS, createdAt: 'now', tokenHash: 'h1' });
+    store.setPolicy('device-first');
+    expect(store.findPrincipalByTokenHash('h1')?.name).toBe('one');
+    expect(() =>
+      store.transaction(() => {
+        store.updatePrincipal({ ...store.getPrincipal('p1')!, name: 'renamed' });
+        store.setTokenHash('p1', 'h2');
+        store.setPolicy('group-first');
+        expect(store.getPrincipal('p1')?.name).toBe('renamed'); // read inside: the cache fills with it
+        expect(store.getPolicy()).toBe('group-first');
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    expect(store.getPrincipal('p1')?.name).toBe('one');
+    expect(store.findPrincipalByTokenHash('h1')?.id).toBe('p1');
+    expect(store.findPrincipalByTokenHash('h2')).toBeUndefined();
+    expect(store.getPolicy()).toBe('device-first');
+    db.close();
+  });
+});
