@@ -31,6 +31,6 @@ CREATE TABLE mappings (
   user_address INTEGER NOT NULL,   -- u64, offset-encoded
   flags        INTEGER NOT NULL,   -- 1 read, 2 write, 4 pages writable
   pages_id     INTEGER NOT NULL,
-  pages_bytes  INTEGER NOT NULL,   -- u64, offset-encoded
+  pages_bytes  INTEGER,            -- u64, offset-encoded; NULL: the same as length (not a copy)
   PRIMARY KEY (ioas_id, iova)
 ) STRICT, WITHOUT ROWID;

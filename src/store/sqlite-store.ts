@@ -346,7 +346,8 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
 
   insertMapping(ioasId: number, m: Mapping): void {
     const flags = (m.read ? 1 : 0) | (m.write ? 2 : 0) | (m.pages.writable ? 4 : 0);
-    this.s.insertMapping.run(ioasId, encodeU64(m.iova), encodeU64(m.length), encodeU64(m.userAddress), flags, m.pages.id, encodeU64(m.pages.bytes));
+    const pagesBytes = m.pages.bytes === m.length ? null : encodeU64(m.pages.bytes);
+    this.s.insertMapping.run(ioasId, encodeU64(m.iova), encodeU64(m.length), encodeU64(m.userAddress), flags, m.pages.id, pagesBytes);
   }
 
   deleteMapping(ioasId: number, iova: bigint): void {
@@ -370,9 +371,10 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
     }));
     const rows = this.s.listMappings;
     const eachMapping = (sink: MappingRowSink): void => {
-      for (const r of rows.iterate() as Iterable<[number, bigint, bigint, bigint, number, number, bigint]>) {
+      for (const r of rows.iterate() as Iterable<[number, bigint, bigint, bigint, number, number, bigint | null]>) {
         const flags = r[4];
-        sink(r[0], decodeU64(r[1]), decodeU64(r[2]), decodeU64(r[3]), (flags & 1) !== 0, (flags & 2) !== 0, r[5], decodeU64(r[6]), (flags & 4) !== 0);
+        const length = decodeU64(r[2]);
+        sink(r[0], decodeU64(r[1]), length, decodeU64(r[3]), (flags & 1) !== 0, (flags & 2) !== 0, r[5], r[6] === null ? length : decodeU64(r[6]), (flags & 4) !== 0);
       }
     };
     return { contexts, ioas, eachMapping };
