@@ -331,6 +331,9 @@ export class IovaTree<T extends Span> {
    * a level changed neither shape, smallest key nor largest gap: nothing above can have changed.
    */
   private fixUp(path: Step<T>[]): void {
+    // A split or merge below already refreshed this level's maximum, so "unchanged" here says
+    // nothing about the levels above: keep climbing.
+    let childReshaped = false;
     for (let level = path.length - 1; level >= 0; level--) {
       const { node } = path[level]!;
       const parent = level > 0 ? path[level - 1]! : undefined;
@@ -358,7 +361,8 @@ export class IovaTree<T extends Span> {
           }
         }
       }
-      if (!structural && !minChanged && node.maxGap === oldMax) break;
+      if (!structural && !childReshaped && !minChanged && node.maxGap === oldMax) break;
+      childReshaped = structural;
     }
     // Drop empty/degenerate roots.
     while (!this.root.leaf && this.root.children.length === 1) this.root = this.root.children[0]!;

@@ -133,6 +133,34 @@ describe('IovaTree', () => {
     expect([...tree.from()].map((s) => s.iova)).toEqual(live.filter((v) => !removed.has(v)).sort((a, b) => (a < b ? -1 : 1)));
   });
 
+  it('keeps every level consistent in a three-level tree under random removes, inserts and first fits', () => {
+    // Thousands of areas: splits and merges reach the branches above the leaves' parents.
+    const model = new ModelSpans();
+    const tree = new IovaTree<Span>();
+    for (let i = 0n; i < 6000n; i++) {
+      const s = { iova: i * 0x2000n, last: i * 0x2000n + 0xfffn };
+      tree.insert(s);
+      model.insert(s);
+    }
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+    const fit = fitter(0x2000n, 0x1000n);
+    for (let k = 0; k < 3000; k++) {
+      const victim = model.items[rnd(model.items.length)]!;
+      tree.remove(victim.iova);
+      model.remove(victim.iova);
+      const want = model.holes(0n, U64_MAX).map(fit).find((x) => x !== undefined)!;
+      const got = tree.firstFit(0n, U64_MAX, 0x2000n, fit)!;
+      expect(got).toBe(want);
+      const s = { iova: got, last: got + 0x1fffn };
+      tree.insert(s);
+      model.insert(s);
+      if (k % 100 === 0) tree.checkInvariants();
+    }
+    tree.checkInvariants();
+    expect([...tree.from()]).toEqual(model.items);
+  });
+
   it('finds the lowest fitting hole past a million-byte run of packed areas quickly', () => {
     const packed = Array.from({ length: 100_000 }, (_, i) => ({ iova: BigInt(i) * 0x1000n, last: BigInt(i) * 0x1000n + 0xfffn }));
     const tree = IovaTree.fromSorted(packed);
