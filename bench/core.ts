@@ -22,7 +22,7 @@ const noStore: AllocatorPort & AuditPort & { transaction<T>(fn: () => T): T } = 
   deleteIoas() {},
   insertMapping() {},
   deleteMapping() {},
-  loadAllocator: () => ({ contexts: [], ioas: [], mappings: [] }),
+  loadAllocator: () => ({ contexts: [], ioas: [], eachMapping: () => {} }),
   audit() {},
   listAudit: () => [],
 };

@@ -24,6 +24,11 @@ export interface Hole {
 
 const FANOUT = 64;
 const HALF = FANOUT / 2;
+/**
+ * A node merges with a neighbour only below a quarter full: merging at half would make a tree built
+ * by ascending inserts (every leaf exactly half full) merge on each remove and split on the next insert.
+ */
+const MIN_FILL = FANOUT / 4;
 
 interface Leaf<T extends Span> {
   leaf: true;
@@ -344,7 +349,7 @@ export class IovaTree<T extends Span> {
       if (size > FANOUT) {
         this.split(node, parent);
         structural = true;
-      } else if (size < HALF && parent && (parent.node as Branch<T>).children.length > 1) {
+      } else if (size < MIN_FILL && parent && (parent.node as Branch<T>).children.length > 1) {
         this.rebalance(node, parent);
         structural = true;
       }
@@ -490,7 +495,8 @@ function setGap<T extends Span>(leaf: Leaf<T>, i: number, gap: bigint): void {
 }
 
 function minOf<T extends Span>(node: Node<T>): bigint {
-  while (!node.leaf) node = node.children[0]!;
+  // A branch's mins are kept current from below, so its first one is its smallest key.
+  if (!node.leaf) return node.mins[0] ?? 0n;
   return node.items[0]?.iova ?? 0n;
 }
 
