@@ -5,6 +5,7 @@ import type { IovaSpace } from '../iova-space.js';
 import type { Binding, Device, Hwpt } from '../model.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
 import type { Store } from '../ports.js';
+import type { OwnershipPolicy } from './engine.js';
 import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
 import type { PolicyDeps } from './group-first.js';
 
@@ -35,7 +36,9 @@ const accessKey = (deviceId: string) => `access:${deviceId}`;
  * bound devices attach to page tables: an IOAS's automatic hwpt, a manual paging hwpt or a nested
  * one, and per PASID to hwpts allocated for PASID use.
  */
-export class DeviceFirst {
+export class DeviceFirst implements OwnershipPolicy {
+  readonly name = 'device-first' as const;
+
   constructor(private readonly deps: PolicyDeps) {}
 
   private get bindings(): Map<string, Binding> {

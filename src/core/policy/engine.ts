@@ -1,10 +1,23 @@
-import type { Allocator, Caller } from '../allocator.js';
+import type { Allocator, Caller, UndoLog } from '../allocator.js';
 import { fail } from '../errors.js';
 import type { PolicyName } from '../model.js';
 import { OwnershipState } from '../ownership.js';
 import type { Store } from '../ports.js';
 import { DeviceFirst } from './device-first.js';
 import { GroupFirst } from './group-first.js';
+
+/**
+ * What every ownership policy provides to the engine. Their operations differ (open/container vs
+ * bind/attach) and are reached through {@link PolicyEngine.groupFirst} / {@link PolicyEngine.deviceFirst};
+ * the rules they enforce are the shared ones of ownership.ts.
+ */
+export interface OwnershipPolicy {
+  readonly name: PolicyName;
+  /** Undoes, in dependency order, everything a context holds under this policy. */
+  releaseContext(contextId: string, undo: UndoLog): void;
+  /** Rebuilds this policy's state from the store at start-up. */
+  restore(rows: ReturnType<Store['loadOwnership']>): void;
+}
 
 export interface PolicySwitch {
   policy: PolicyName;
@@ -31,14 +44,13 @@ export class PolicyEngine {
     const deps = { store, allocator, state: this.state };
     this.groupFirstPolicy = new GroupFirst(deps);
     this.deviceFirstPolicy = new DeviceFirst(deps);
+    const policies: OwnershipPolicy[] = [this.deviceFirstPolicy, this.groupFirstPolicy];
     // A context's bindings, hwpts and groups go before its address spaces (they hold them).
     allocator.onRelease((contextId, undo) => {
-      this.deviceFirstPolicy.releaseContext(contextId, undo);
-      this.groupFirstPolicy.releaseContext(contextId, undo);
+      for (const p of policies) p.releaseContext(contextId, undo);
     });
     const rows = store.loadOwnership();
-    this.deviceFirstPolicy.restore(rows);
-    this.groupFirstPolicy.restore(rows);
+    for (const p of policies) p.restore(rows);
   }
 
   get policy(): PolicyName {

@@ -1,9 +1,9 @@
 import type { Allocator, Caller, UndoLog } from '../allocator.js';
 import { fail } from '../errors.js';
-import type { IovaSpace } from '../iova-space.js';
 import type { Device, GroupHold, GroupRecord } from '../model.js';
 import { assertClearance, assertNoKernelDma, type OwnershipState } from '../ownership.js';
 import type { Store } from '../ports.js';
+import type { OwnershipPolicy } from './engine.js';
 import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
 
 export interface PolicyDeps {
@@ -19,7 +19,9 @@ const CONTAINER = 'container';
  * it in a container (an IOAS, which is when the group's DMA ownership is claimed), then opens
  * devices of it. Mappings follow the type1v2 rules through the container's IOMMU model.
  */
-export class GroupFirst {
+export class GroupFirst implements OwnershipPolicy {
+  readonly name = 'group-first' as const;
+
   constructor(private readonly deps: PolicyDeps) {}
 
   private get holds(): Map<number, GroupHold> {
@@ -232,11 +234,5 @@ export class GroupFirst {
     const hold = this.holds.get(groupId);
     if (!hold || (caller.role !== 'admin' && hold.principalId !== caller.id)) fail(errno, `group ${groupId} is not open by you`);
     return hold;
-  }
-
-  /** For views: the space a group's container is. */
-  containerOf(groupId: number): IovaSpace | undefined {
-    const hold = this.holds.get(groupId);
-    return hold?.ioasId == null ? undefined : this.deps.allocator.space(hold.ioasId);
   }
 }
