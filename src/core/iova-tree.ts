@@ -127,12 +127,6 @@ export class IovaTree<T extends Span> {
     return floor !== undefined && floor.last >= a ? floor : undefined;
   }
 
-  /** The area starting exactly at `iova`. */
-  get(iova: bigint): T | undefined {
-    const f = this.floor(iova);
-    return f !== undefined && f.iova === iova ? f : undefined;
-  }
-
   /** The area with the greatest start <= a. */
   floor(a: bigint): T | undefined {
     let node = this.root;
