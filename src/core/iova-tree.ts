@@ -49,6 +49,8 @@ interface Branch<T extends Span> {
   mins: bigint[];
   /** The same as float64 (see Leaf.keyNums). */
   minNums: number[];
+  /** Each child's maxGap, kept here so that a branch's maximum never reads its children's objects. */
+  childGaps: number[];
   maxGap: number;
 }
 
@@ -72,10 +74,22 @@ function nodeMaxGap<T extends Span>(node: Node<T>): number {
 
 /** The largest gap under a node, from its own arrays (no allocation: this runs on every change). */
 function computeMaxGap<T extends Span>(node: Node<T>): number {
-  if (node.leaf) return maxOf(node.gapNums);
-  let m = -1;
-  for (let i = 0; i < node.children.length; i++) if (node.children[i]!.maxGap > m) m = node.children[i]!.maxGap;
-  return m;
+  return maxOf(node.leaf ? node.gapNums : node.childGaps);
+}
+
+/** A branch over these children, with its keys and maxima. */
+function branchOf<T extends Span>(children: Node<T>[]): Branch<T> {
+  const mins = children.map(minOf);
+  const childGaps = children.map(nodeMaxGap);
+  return { leaf: false, children, mins, minNums: mins.map(Number), childGaps, maxGap: maxOf(childGaps) };
+}
+
+/** Re-reads every child's key and maximum after the children of a branch were rearranged. */
+function resync<T extends Span>(b: Branch<T>): void {
+  b.mins = b.children.map(minOf);
+  b.minNums = b.mins.map(Number);
+  b.childGaps = b.children.map(nodeMaxGap);
+  b.maxGap = maxOf(b.childGaps);
 }
 
 function emptyLeaf<T extends Span>(): Leaf<T> {
@@ -111,8 +125,7 @@ export class IovaTree<T extends Span> {
       const next: Node<T>[] = [];
       for (let i = 0; i < level.length; i += FANOUT - 8) {
         const children = level.slice(i, i + FANOUT - 8);
-        const mins = children.map(minOf);
-        next.push({ leaf: false, children, mins, minNums: mins.map(Number), maxGap: maxOf(children.map(nodeMaxGap)) });
+        next.push(branchOf(children));
       }
       level = next;
     }
@@ -274,6 +287,7 @@ export class IovaTree<T extends Span> {
       if (node.children.length === 0) throw new Error('empty branch');
       node.children.forEach((c, i) => {
         if (minOf(c) !== node.mins[i] || node.minNums[i] !== Number(node.mins[i])) throw new Error('mins');
+        if (node.childGaps[i] !== c.maxGap) throw new Error('childGaps');
         visit(c, depth + 1, depths);
       });
       if (node.maxGap !== maxOf(node.children.map(nodeMaxGap))) throw new Error('branch maxGap');
@@ -322,7 +336,11 @@ export class IovaTree<T extends Span> {
     if (!nextLeaf) return;
     setGap(nextLeaf, 0, nextLeaf.items[0]!.iova - lastBelow - 1n);
     // Only maxima change on that path; fixUp of the main path restores the structure afterwards.
-    for (let level = next.length - 1; level >= 0; level--) next[level]!.node.maxGap = computeMaxGap(next[level]!.node);
+    for (let level = next.length - 1; level >= 0; level--) {
+      const node = next[level]!.node;
+      node.maxGap = computeMaxGap(node);
+      if (level > 0) (next[level - 1]!.node as Branch<T>).childGaps[next[level - 1]!.index] = node.maxGap;
+    }
   }
 
   /**
@@ -352,6 +370,7 @@ export class IovaTree<T extends Span> {
         const p = parent.node as Branch<T>;
         const idx = p.children[parent.index] === node ? parent.index : p.children.indexOf(node);
         if (idx >= 0) {
+          p.childGaps[idx] = node.maxGap;
           const min = minOf(node);
           if (p.mins[idx] !== min) {
             p.mins[idx] = min;
@@ -373,21 +392,18 @@ export class IovaTree<T extends Span> {
     if (node.leaf) {
       right = { leaf: true, items: node.items.splice(HALF), keyNums: node.keyNums.splice(HALF), gaps: node.gaps.splice(HALF), gapNums: node.gapNums.splice(HALF), maxGap: -1 };
     } else {
-      right = { leaf: false, children: node.children.splice(HALF), mins: node.mins.splice(HALF), minNums: node.minNums.splice(HALF), maxGap: -1 };
+      right = branchOf(node.children.splice(HALF));
+      resync(node);
     }
     node.maxGap = computeMaxGap(node);
     right.maxGap = computeMaxGap(right);
     if (!parent) {
-      const mins = [minOf(node), minOf(right)];
-      this.root = { leaf: false, children: [node, right], mins, minNums: mins.map(Number), maxGap: Math.max(node.maxGap, right.maxGap) };
+      this.root = branchOf([node, right]);
       return;
     }
     const p = parent.node as Branch<T>;
-    const idx = p.children.indexOf(node);
-    p.children.splice(idx + 1, 0, right);
-    p.mins.splice(idx + 1, 0, minOf(right));
-    p.minNums.splice(idx + 1, 0, Number(p.mins[idx + 1]));
-    p.maxGap = computeMaxGap(p);
+    p.children.splice(p.children.indexOf(node) + 1, 0, right);
+    resync(p);
   }
 
   /** Merges an underfull node with a sibling, or borrows from it. */
@@ -405,20 +421,14 @@ export class IovaTree<T extends Span> {
       left.gapNums.push(...right.gapNums.splice(0));
     } else if (!left.leaf && !right.leaf) {
       left.children.push(...right.children.splice(0));
-      left.mins.push(...right.mins.splice(0));
-      left.minNums.push(...right.minNums.splice(0));
+      resync(left);
     }
     p.children.splice(leftIdx + 1, 1);
-    p.mins.splice(leftIdx + 1, 1);
-    p.minNums.splice(leftIdx + 1, 1);
     // A merge may overfill: split again.
     const size = left.leaf ? left.items.length : left.children.length;
     if (size > FANOUT) this.split(left, parent);
     else left.maxGap = computeMaxGap(left);
-    const at = p.children.indexOf(left);
-    p.mins[at] = minOf(left);
-    p.minNums[at] = Number(p.mins[at]);
-    p.maxGap = computeMaxGap(p);
+    resync(p);
   }
 
   private nextLeaf(path: Step<T>[]): Leaf<T> | undefined {
