@@ -116,8 +116,10 @@ export class OwnershipState {
    * virtual devices depend on.
    */
   assertDriverChange(device: Device, driver: string): void {
+    // SPEC 3: while the group has a user owner at all (group-first: open, even before it joins a
+    // container), no device of it may get a DMA-capable kernel driver.
     const holder = this.holderOf(device.groupId);
-    if (holder && this.dmaClaimed(device.groupId) && isKernelDma({ kind: device.kind, driver })) {
+    if (holder && isKernelDma({ kind: device.kind, driver })) {
       fail('EBUSY', `group ${device.groupId} is owned by context ${holder.contextId}: a DMA-capable kernel driver cannot join it`, {
         blockers: [{ kind: 'group', id: String(device.groupId), reason: 'owned by a user', owner: holder.contextId }],
       });
@@ -143,7 +145,7 @@ export class OwnershipState {
   /** A device appearing in a user-owned group must not bring a DMA-capable kernel driver. */
   assertPlug(device: Device): void {
     const holder = this.holderOf(device.groupId);
-    if (holder && this.dmaClaimed(device.groupId) && isKernelDma(device)) {
+    if (holder && isKernelDma(device)) {
       fail('EBUSY', `group ${device.groupId} is owned: a device on kernel driver ${device.driver} cannot join it`, {
         blockers: [{ kind: 'group', id: String(device.groupId), reason: 'owned by a user', owner: holder.contextId }],
       });

@@ -308,13 +308,18 @@ describe('group-first', () => {
     expectProblem(await call(alice, 'DELETE', `/v1/ioas/${container}`), 409, 'EBUSY');
   });
 
-  it('a kernel driver in the group: open works, the container claim is EPERM naming it', async () => {
-    const { alice, call, context, ioas } = await setup('group-first');
+  it('a kernel driver in the group: open works, the container claim is EPERM naming it; while open, no new kernel driver', async () => {
+    const { alice, call, context, ioas, driver } = await setup('group-first');
     const a = await context(alice);
     const container = await ioas(alice, a);
     await call(alice, 'POST', '/v1/groups/1/open', { contextId: a });
     const refused = expectProblem(await call(alice, 'PUT', '/v1/groups/1/container', { ioasId: container }), 409, 'EPERM');
     expect(refused.blockers).toEqual([{ kind: 'device', id: AUDIO, reason: 'bound to kernel driver snd_hda_intel' }]);
+    // The group has a user owner from the open on: the admin may free the audio function, not bind
+    // another DMA-capable kernel driver.
+    expect((await driver(AUDIO, 'vfio-pci')).statusCode).toBe(200);
+    expectProblem(await driver(GPU, 'nouveau'), 409, 'EBUSY');
+    expect((await call(alice, 'PUT', '/v1/groups/1/container', { ioasId: container })).statusCode).toBe(200);
   });
 
   it('clearance for every label of the group: EACCES at open', async () => {
