@@ -332,7 +332,7 @@ export class Allocator {
 
   // ---- mappings -------------------------------------------------------------------------------
 
-  /** Checks before the ioas is looked up, per rule set (the kernel validates arguments first). */
+  /** The mapping rule set of the policy in force: iommufd (device-first) or type1v2 (group-first). */
   private rules(): RuleSet {
     return ruleSetFor(this.deps.policy());
   }
