@@ -177,14 +177,14 @@ export class Allocator {
 
   deleteContext(caller: Caller, id: string): void {
     this.getContext(caller, id);
-    this.mutateVoid((undo) => this.release(id, undo), { actor: caller.id, action: 'context.delete', target: `context:${id}` });
+    this.transact((undo) => this.release(id, undo), { actor: caller.id, action: 'context.delete', target: `context:${id}` });
   }
 
   /** Releases every context whose lease ran out by `now`, as a delete would. Returns their ids. */
   reapExpired(now = this.deps.now()): string[] {
     const expired = [...this.contexts.values()].filter((c) => c.expiresAt !== null && c.expiresAt <= now).map((c) => c.id);
     for (const id of expired) {
-      this.mutateVoid((undo) => this.release(id, undo), { actor: null, action: 'context.expire', target: `context:${id}` });
+      this.transact((undo) => this.release(id, undo), { actor: null, action: 'context.expire', target: `context:${id}` });
     }
     return expired;
   }
@@ -192,7 +192,7 @@ export class Allocator {
   /** Releases everything a principal holds (before the principal is deleted). Runs inside the caller's transaction. */
   releasePrincipal(principalId: string): void {
     const mine = [...this.contexts.values()].filter((c) => c.principalId === principalId).map((c) => c.id);
-    this.mutateVoid((undo) => {
+    this.transact((undo) => {
       for (const id of mine) this.release(id, undo);
     });
   }
@@ -262,7 +262,7 @@ export class Allocator {
       });
       fail('EBUSY', `ioas ${id} is in use by ${[...holders].join(', ')}`, { blockers });
     }
-    this.mutateVoid((undo) => this.destroySpace(space, undo), { actor: caller.id, action: 'ioas.destroy', target: `ioas:${id}` });
+    this.transact((undo) => this.destroySpace(space, undo), { actor: caller.id, action: 'ioas.destroy', target: `ioas:${id}` });
   }
 
   /** Marks an ioas as used by something (a container group, an attached device, a hwpt). */
@@ -372,7 +372,7 @@ export class Allocator {
     const iova = rules === 'iommufd' ? placeIommufd(space, args) : placeType1(space, args);
     const usage = this.usageOf(space.principalId);
     const quotas = this.deps.quotasOf(space.principalId);
-    if (usage.mappings + 1 > quotas.maxMappings) fail('ENOSPC', `maxMappings quota of ${quotas.maxMappings} reached`);
+    this.assertRoomForMappings(space.principalId, 1);
     if (rules === 'type1v2') checkType1Aperture(space, iova, args.length);
     if (usage.pinnedBytes + args.length > quotas.maxPinnedBytes) {
       fail('ENOMEM', `mapping 0x${args.length.toString(16)} bytes would pass the maxPinnedBytes quota of 0x${quotas.maxPinnedBytes.toString(16)}`);
@@ -461,9 +461,7 @@ export class Allocator {
     for (const p of pieces) {
       if (args.write && !p.pages.writable) fail('EPERM', `source mapping at 0x${p.srcIova.toString(16)} is read-only: cannot copy it writable`);
     }
-    const usage = this.usageOf(dst.principalId);
-    const max = this.deps.quotasOf(dst.principalId).maxMappings;
-    if (usage.mappings + pieces.length > max) fail('ENOSPC', `maxMappings quota of ${max} reached`);
+    this.assertRoomForMappings(dst.principalId, pieces.length);
     return this.mutate(
       (undo) => {
         let at = iova;
@@ -526,6 +524,12 @@ export class Allocator {
     return { items, next: more ? items[items.length - 1]!.iova : null };
   }
 
+  /** maxMappings counts every mapping of the principal, copies included: past it is ENOSPC. */
+  private assertRoomForMappings(principalId: string, count: number): void {
+    const max = this.deps.quotasOf(principalId).maxMappings;
+    if (this.usageOf(principalId).mappings + count > max) fail('ENOSPC', `maxMappings quota of ${max} reached`);
+  }
+
   usageFor(principalId: string): Usage {
     return { ...this.usageOf(principalId) };
   }
@@ -567,9 +571,5 @@ export class Allocator {
       undo.rollback();
       throw err;
     }
-  }
-
-  private mutateVoid(change: (undo: UndoLog) => void, audit?: { actor: string | null; action: string; target: string }): void {
-    this.mutate(change, undefined, audit && { ...audit, target: () => audit.target });
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Caller } from '../core/allocator.js';
 import type { Principal } from '../core/model.js';
 import { problem, sendProblem } from './errors.js';
 
@@ -30,6 +31,11 @@ export async function adminOnly(request: FastifyRequest, reply: FastifyReply): P
   if (request.principal.role !== 'admin') {
     await sendProblem(reply, problem(request, 'EACCES', `${request.routeOptions.url ?? 'this route'} is for admins`));
   }
+}
+
+/** The caller as the core sees it: who, and whether an admin. */
+export function caller(request: FastifyRequest): Caller {
+  return { id: request.principal.id, role: request.principal.role };
 }
 
 /** The actor recorded in the audit trail. */

@@ -108,7 +108,7 @@ export class GroupFirst implements OwnershipPolicy {
 
   /** POST /groups/{id}/devices/{deviceId}/open: needs the group open by the caller and in a container. */
   openDevice(caller: Caller, groupId: number, deviceId: string): { deviceId: string; opens: number } {
-    const hold = this.mineOr(caller, groupId, 'EINVAL');
+    const hold = this.held(caller, groupId);
     if (hold.ioasId === null) fail('EINVAL', `group ${groupId} is not in a container: set one before opening devices`);
     const device = this.deps.store.getDevice(deviceId);
     if (!device || device.groupId !== groupId) fail('ENODEV', `device ${deviceId} is not in group ${groupId}`);
@@ -124,7 +124,7 @@ export class GroupFirst implements OwnershipPolicy {
 
   /** POST /groups/{id}/devices/{deviceId}/close: one open fewer; not open is EINVAL. */
   closeDevice(caller: Caller, groupId: number, deviceId: string): { deviceId: string; opens: number } {
-    const hold = this.mineOr(caller, groupId, 'EINVAL');
+    const hold = this.held(caller, groupId);
     const current = hold.deviceOpens.get(deviceId);
     if (current === undefined) fail('EINVAL', `device ${deviceId} is not open`);
     return this.deps.allocator.transact(
@@ -224,15 +224,16 @@ export class GroupFirst implements OwnershipPolicy {
     return this.deps.store.getPrincipal(principalId)?.clearances ?? [];
   }
 
-  /** The caller's hold on the group; a group not open by the caller is EINVAL (as a bad group fd). */
+  /** The caller's hold on an existing group (ENOENT when there is no such group). */
   private mine(caller: Caller, groupId: number): GroupHold {
     this.group(groupId);
-    return this.mineOr(caller, groupId, 'EINVAL');
+    return this.held(caller, groupId);
   }
 
-  private mineOr(caller: Caller, groupId: number, errno: 'EINVAL'): GroupHold {
+  /** The caller's hold on the group; a group not open by the caller is EINVAL (as a bad group fd). */
+  private held(caller: Caller, groupId: number): GroupHold {
     const hold = this.holds.get(groupId);
-    if (!hold || (caller.role !== 'admin' && hold.principalId !== caller.id)) fail(errno, `group ${groupId} is not open by you`);
+    if (!hold || (caller.role !== 'admin' && hold.principalId !== caller.id)) fail('EINVAL', `group ${groupId} is not open by you`);
     return hold;
   }
 }

@@ -1,15 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Caller } from '../../core/allocator.js';
 import type { Context } from '../../core/model.js';
+import { caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { ContextOutput, CreateContextBody, RenewContextBody } from '../schemas/allocator.js';
 import { problemResponses } from '../schemas/problem.js';
-import type { FastifyRequest } from 'fastify';
-
-export function caller(request: FastifyRequest): Caller {
-  return { id: request.principal.id, role: request.principal.role };
-}
 
 /** Contexts: the unit of ownership, like an open /dev/iommu or container file descriptor. */
 export const contextRoutes: FastifyPluginAsyncZod = async (app) => {

@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DeviceInput, DeviceOutput, deviceOut, toDevice } from '../../schemas/topology.js';
-import { actor, adminOnly } from '../auth.js';
+import { actor, adminOnly, caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
 import type { Binding } from '../../core/model.js';
-import { caller } from './contexts.js';
 
 export function bindingOut(b: Binding, hwpts: ReadonlyMap<number, { ioasId: number }>): z.output<typeof BindingOutput> {
   return {

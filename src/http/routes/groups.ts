@@ -4,11 +4,11 @@ import type { Caller } from '../../core/allocator.js';
 import type { GroupView } from '../../core/groups.js';
 import type { GroupHold } from '../../core/model.js';
 import { ownerAs, type OwnershipState } from '../../core/ownership.js';
+import { caller } from '../auth.js';
 import { GroupIdParams, op } from '../schemas/common.js';
 import { GroupOutput } from '../schemas/inventory.js';
 import { ContainerBody, ContextRef, DeviceOpenOutput, GroupDeviceParams, GroupHoldOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
-import { caller } from './contexts.js';
 
 /** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's. */
 export function groupOut(g: GroupView, state: OwnershipState, viewer: Caller): z.output<typeof GroupOutput> {

@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import type { Hwpt } from '../../core/model.js';
+import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { HwptBody, HwptIdParams, HwptOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
-import { caller } from './contexts.js';
 
 function hwptOut(h: Hwpt): z.output<typeof HwptOutput> {
   return {

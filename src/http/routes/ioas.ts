@@ -22,9 +22,9 @@ import {
   UnmapBody,
   UnmapReply,
 } from '../schemas/allocator.js';
+import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
-import { caller } from './contexts.js';
 
 const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
 const mappingOut = (m: Mapping): z.output<typeof MappingOutput> => ({

@@ -5,8 +5,7 @@ import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
 import { SystemOutput } from '../schemas/system.js';
 import { PolicyBody, PolicyReply } from '../schemas/ownership.js';
-import { adminOnly } from '../auth.js';
-import { caller } from './contexts.js';
+import { adminOnly, caller } from '../auth.js';
 
 export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
   const { store, inventory, engine } = app.ioasd;
