@@ -89,7 +89,27 @@ export class OwnershipState {
    * owned by a user: whoever owned the parent could reach every mdev it carries.
    */
   assertParentKeepsKernelDriver(device: Device, viewer: Caller, errno: Errno): void {
-    if (!isVirtualKind(device.kind) || device.parentId === null) return;
+    const parent = this.assertParentUnowned(device, viewer, errno);
+    if (parent && !isKernelDma(parent)) {
+      fail(errno, `parent ${parent.id} of ${device.id} is on ${parent.driver}, not the kernel driver that provides its virtual devices`, {
+        blockers: [{ kind: 'driver', id: parent.id, reason: `parent driver is ${parent.driver}` }],
+      });
+    }
+  }
+
+  /**
+   * The ownership half of the parent rule, checked whenever a user takes a group: a virtual device's
+   * parent must not be user-owned, and a group parenting virtual devices in use cannot be taken.
+   * Returns the parent of a virtual device, if any.
+   */
+  assertParentUnowned(device: Device, viewer: Caller, errno: Errno): Device | undefined {
+    const children = this.heldChildren(device.id);
+    if (children.length > 0) {
+      fail(errno, `${device.id} parents virtual devices in use: it stays with its kernel driver`, {
+        blockers: children.map((c) => ({ kind: 'device', id: c.id, reason: 'virtual device in use', owner: ownerAs(this.holderOf(c.groupId)!, viewer) })),
+      });
+    }
+    if (!isVirtualKind(device.kind) || device.parentId === null) return undefined;
     const parent = this.store.getDevice(device.parentId);
     if (!parent) fail('ENODEV', `parent ${device.parentId} of ${device.id} is gone`);
     const holder = this.holderOf(parent.groupId);
@@ -98,11 +118,7 @@ export class OwnershipState {
         blockers: [{ kind: 'device', id: parent.id, reason: 'parent owned by a user', owner: ownerAs(holder, viewer) }],
       });
     }
-    if (!isKernelDma(parent)) {
-      fail(errno, `parent ${parent.id} of ${device.id} is on ${parent.driver}, not the kernel driver that provides its virtual devices`, {
-        blockers: [{ kind: 'driver', id: parent.id, reason: `parent driver is ${parent.driver}` }],
-      });
-    }
+    return parent;
   }
 
   /** Virtual devices in held groups whose parent is this device. */

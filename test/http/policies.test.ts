@@ -371,6 +371,19 @@ describe('group-first', () => {
     expectProblem(await driver('0000:05:00.0', 'vfio-pci'), 409, 'EBUSY');
   });
 
+  it('an mdev and its parent are never owned at once, whichever is opened first', async () => {
+    const { alice, bob, call, context } = await setup('group-first');
+    const a = await context(alice);
+    await call(alice, 'POST', '/v1/groups/100/open', { contextId: a });
+    const parentBusy = expectProblem(await call(bob, 'POST', '/v1/groups/10/open', { contextId: await context(bob) }), 409, 'EBUSY');
+    expect(parentBusy.blockers).toEqual([{ kind: 'device', id: MDEV1, reason: 'virtual device in use', owner: 'other' }]);
+    expectProblem(await call(alice, 'POST', '/v1/groups/10/open', { contextId: a }), 409, 'EBUSY');
+    await call(alice, 'POST', '/v1/groups/100/close');
+    expect((await call(bob, 'POST', '/v1/groups/10/open', { contextId: await context(bob) })).statusCode).toBe(200);
+    const mdevBusy = expectProblem(await call(alice, 'POST', '/v1/groups/100/open', { contextId: a }), 409, 'EBUSY');
+    expect(mdevBusy.blockers).toEqual([{ kind: 'device', id: '0000:05:00.0', reason: 'parent owned by a user', owner: 'other' }]);
+  });
+
   it('closing the context releases devices, container and group; routes of the other policy are EOPNOTSUPP', async () => {
     const { t, alice, call, context, ioas } = await setup('group-first');
     const a = await context(alice);

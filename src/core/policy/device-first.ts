@@ -65,6 +65,7 @@ export class DeviceFirst implements OwnershipPolicy {
     state.assertNoOtherHolder(device.groupId, contextId, caller, 'EPERM');
     // Virtual devices claim nothing beyond their virtual group: their DMA goes through the parent.
     assertNoKernelDma(device.groupId, members, 'EPERM');
+    for (const d of members) state.assertParentUnowned(d, caller, 'EPERM');
     state.assertParentKeepsKernelDriver(device, caller, 'EPERM');
     return allocator.transact(
       (undo) => {

@@ -41,7 +41,10 @@ export class GroupFirst implements OwnershipPolicy {
     // A device bound under device-first would hold the group too (the policies never mix, but the
     // rule is the same one).
     state.assertNoOtherHolder(groupId, contextId, caller, 'EBUSY');
-    assertClearance(this.clearances(ctx.principalId), groupId, store.devicesInGroup(group.id));
+    const members = store.devicesInGroup(group.id);
+    assertClearance(this.clearances(ctx.principalId), groupId, members);
+    // Opening makes the context the group's owner: an mdev's parent and its mdevs never share one.
+    for (const d of members) state.assertParentUnowned(d, caller, 'EBUSY');
     return allocator.transact(
       (undo) => {
         const hold: GroupHold = { groupId, contextId, principalId: ctx.principalId, ioasId: null, deviceOpens: new Map() };
