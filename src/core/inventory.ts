@@ -2,7 +2,8 @@ import { fail } from './errors.js';
 import { groupKindFor } from './devices.js';
 import { groupView, type GroupView } from './groups.js';
 import type { Device, DeviceKind, Topology } from './model.js';
-import type { Store } from './ports.js';
+import type { InventoryPort } from './ports.js';
+import type { Tx } from './tx.js';
 import { assertValidTopology, mergeTopology } from './topology.js';
 
 export interface DeviceFilter {
@@ -20,10 +21,6 @@ export interface ImportRequest {
   mode: 'replace' | 'merge';
 }
 
-/**
- * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
- * every read rather than stored, so it can never disagree with the drivers it is derived from.
- */
 /** What the inventory asks of the ownership state before an admin change (see ownership.ts). */
 export interface InventoryGuard {
   holderOf(groupId: number): { contextId: string; principalId: string } | null;
@@ -41,10 +38,17 @@ const NO_OWNERSHIP: InventoryGuard = {
   assertNothingHeld: () => {},
 };
 
+/**
+ * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
+ * every read rather than stored, so it can never disagree with the drivers it is derived from.
+ */
 export class Inventory {
   private guard: InventoryGuard = NO_OWNERSHIP;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: InventoryPort,
+    private readonly tx: Tx,
+  ) {}
 
   /** Connects the ownership state, which exists only once the allocator is up. */
   guardWith(guard: InventoryGuard): void {
@@ -57,18 +61,20 @@ export class Inventory {
 
   /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
   import(req: ImportRequest, actor: string | null): Topology {
-    return this.store.transaction(() => {
-      this.guard.assertNothingHeld('a topology import');
-      const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
-      assertValidTopology(next, req.groupMembers);
-      this.store.clearInventory();
-      this.store.setIommu(next.iommu);
-      for (const g of next.groups) this.store.insertGroup(g);
-      // Parents first, so the parent foreign key holds at every insert.
-      for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
-      this.store.audit({ actor, action: 'topology.import', target: 'topology', detail: { mode: req.mode, groups: next.groups.length, devices: next.devices.length } });
-      return this.topology();
-    });
+    return this.tx.run(
+      () => {
+        this.guard.assertNothingHeld('a topology import');
+        const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
+        assertValidTopology(next, req.groupMembers);
+        this.store.clearInventory();
+        this.store.setIommu(next.iommu);
+        for (const g of next.groups) this.store.insertGroup(g);
+        // Parents first, so the parent foreign key holds at every insert.
+        for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+        return this.topology();
+      },
+      { actor, action: 'topology.import', target: 'topology', detail: (t: Topology) => ({ mode: req.mode, groups: t.groups.length, devices: t.devices.length }) },
+    );
   }
 
   listGroups(): GroupView[] {
@@ -108,7 +114,8 @@ export class Inventory {
    * device usually brings its own group); an existing group must be of the device's kind.
    */
   addDevice(device: Device, actor: string | null): Device {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       if (this.store.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
       const group = this.store.getGroup(device.groupId);
       const wanted = groupKindFor(device.kind);
@@ -122,9 +129,10 @@ export class Inventory {
       assertValidTopology(next);
       this.guard.assertPlug(device);
       this.store.insertDevice(device);
-      this.store.audit({ actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } });
       return device;
-    });
+      },
+      { actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } },
+    );
   }
 
   /**
@@ -132,7 +140,8 @@ export class Inventory {
    * mdevs), as the kernel removes them. A group left empty goes too. Returns the removed ids.
    */
   deleteDevice(id: string, actor: string | null): string[] {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       const device = this.getDevice(id);
       const removed = this.descendants(device);
       this.guard.assertUnplug(removed);
@@ -140,22 +149,24 @@ export class Inventory {
       // Children first: the parent foreign key must hold at every delete.
       for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
       for (const g of groups) if (this.store.devicesInGroup(g).length === 0) this.store.deleteGroup(g);
-      const ids = removed.map((d) => d.id);
-      this.store.audit({ actor, action: 'device.delete', target: `device:${id}`, detail: { removed: ids } });
-      return ids;
-    });
+      return removed.map((d) => d.id);
+      },
+      { actor, action: 'device.delete', target: `device:${id}`, detail: (ids: string[]) => ({ removed: ids }) },
+    );
   }
 
   /** Like driverctl set-override: rebinds the device to another driver. */
   setDriver(id: string, driver: string, actor: string | null): Device {
-    return this.store.transaction(() => {
-      const device = this.getDevice(id);
-      if (device.driver === driver) return device;
-      this.guard.assertDriverChange(device, driver);
-      this.store.setDriver(id, driver);
-      this.store.audit({ actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } });
-      return { ...device, driver };
-    });
+    const device = this.getDevice(id);
+    if (device.driver === driver) return device;
+    this.guard.assertDriverChange(device, driver);
+    return this.tx.run(
+      () => {
+        this.store.setDriver(id, driver);
+        return { ...device, driver };
+      },
+      { actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } },
+    );
   }
 
   counts(): { groups: number; devices: number } {

@@ -8,18 +8,22 @@ import { problemResponses } from '../schemas/problem.js';
 
 /** Contexts: the unit of ownership, like an open /dev/iommu or container file descriptor. */
 export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { allocator } = app.ioasd;
+  const { contexts, ioas } = app.ioasd;
   const tag = 'contexts';
   const out = (c: Context): z.output<typeof ContextOutput> => ({
-    ...c,
+    id: c.id,
+    principalId: c.principalId,
+    name: c.name,
+    leaseSeconds: c.leaseSeconds,
     expiresAt: c.expiresAt === null ? null : new Date(c.expiresAt).toISOString(),
-    ioas: allocator.listIoas({ id: c.principalId, role: 'user' }, c.id).map((s) => s.id),
+    createdAt: c.createdAt,
+    ioas: ioas.list({ id: c.principalId, role: 'user' }, c.id).map((s) => s.id),
   });
 
   app.get(
     '/contexts',
     { schema: { ...op(tag, 'listContexts', 'Your contexts (admin: all)'), response: { 200: z.array(ContextOutput), ...problemResponses(401) } } },
-    async (request) => allocator.listContexts(caller(request)).map(out),
+    async (request) => contexts.list(caller(request)).map(out),
   );
 
   app.post(
@@ -31,13 +35,13 @@ export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: ContextOutput, ...problemResponses(400, 401) },
       },
     },
-    async (request, reply) => reply.code(201).send(out(allocator.createContext(caller(request), request.body))),
+    async (request, reply) => reply.code(201).send(out(contexts.create(caller(request), request.body))),
   );
 
   app.get(
     '/contexts/:id',
     { schema: { ...op(tag, 'getContext', 'One context'), params: StringIdParams, response: { 200: ContextOutput, ...problemResponses(401, 404) } } },
-    async (request) => out(allocator.getContext(caller(request), request.params.id)),
+    async (request) => out(contexts.get(caller(request), request.params.id)),
   );
 
   app.delete(
@@ -50,7 +54,7 @@ export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      allocator.deleteContext(caller(request), request.params.id);
+      contexts.delete(caller(request), request.params.id);
       return reply.code(204).send();
     },
   );
@@ -65,6 +69,6 @@ export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: ContextOutput, ...problemResponses(400, 401, 404) },
       },
     },
-    async (request) => out(allocator.renewContext(caller(request), request.params.id, request.body.leaseSeconds)),
+    async (request) => out(contexts.renew(caller(request), request.params.id, request.body.leaseSeconds)),
   );
 };

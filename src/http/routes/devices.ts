@@ -7,15 +7,16 @@ import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
 import type { Binding } from '../../core/model.js';
+import type { DeviceFirst } from '../../core/policy/device-first.js';
 
-export function bindingOut(b: Binding, hwpts: ReadonlyMap<number, { ioasId: number }>): z.output<typeof BindingOutput> {
+export function bindingOut(b: Binding, view: DeviceFirst): z.output<typeof BindingOutput> {
   return {
     deviceId: b.deviceId,
     groupId: b.groupId,
     contextId: b.contextId,
-    hwptId: b.hwptId,
-    ioasId: b.hwptId !== null ? (hwpts.get(b.hwptId)?.ioasId ?? null) : b.accessIoasId,
-    pasids: [...b.pasids].map(([pasid, hwptId]) => ({ pasid, hwptId })),
+    hwptId: view.hwptIdOf(b),
+    ioasId: view.ioasIdOf(b),
+    pasids: [...b.pasids.values()].map((p) => ({ pasid: p.pasid, hwptId: p.hwptId })),
   };
 }
 
@@ -23,7 +24,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'devices';
   const df = '(device-first)';
-  const out = (b: Binding) => bindingOut(b, engine.state.hwpts);
+  const out = (b: Binding) => bindingOut(b, engine.deviceFirstView);
 
   app.get(
     '/devices',

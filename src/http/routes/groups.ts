@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Caller } from '../../core/allocator.js';
+import { ownerAs, type Caller } from '../../core/caller.js';
 import type { GroupView } from '../../core/groups.js';
 import type { GroupHold } from '../../core/model.js';
-import { ownerAs, type OwnershipState } from '../../core/ownership.js';
+import type { OwnershipState } from '../../core/ownership.js';
+import type { GroupFirst } from '../../core/policy/group-first.js';
 import { caller } from '../auth.js';
 import { GroupIdParams, op } from '../schemas/common.js';
 import { GroupOutput } from '../schemas/inventory.js';
@@ -16,8 +17,8 @@ export function groupOut(g: GroupView, state: OwnershipState, viewer: Caller): z
   return { ...g, owner: holder ? ownerAs(holder, viewer) : null };
 }
 
-function holdOut(h: GroupHold): z.output<typeof GroupHoldOutput> {
-  return { groupId: h.groupId, contextId: h.contextId, containerId: h.ioasId, openDevices: Object.fromEntries(h.deviceOpens) };
+function holdOut(h: GroupHold, view: GroupFirst): z.output<typeof GroupHoldOutput> {
+  return { groupId: h.groupId, contextId: h.contextId, containerId: h.ioasId, openDevices: view.openDevicesOf(h) };
 }
 
 export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -55,7 +56,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId)),
+    async (request) => holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId), engine.groupFirstView),
   );
 
   app.post(
@@ -83,7 +84,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId)),
+    async (request) => holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId), engine.groupFirstView),
   );
 
   app.delete(
@@ -95,7 +96,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id)),
+    async (request) => holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id), engine.groupFirstView),
   );
 
   app.post(

@@ -2,12 +2,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import type { Hwpt } from '../../core/model.js';
+import type { Hwpts } from '../../core/policy/hwpts.js';
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { HwptBody, HwptIdParams, HwptOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
 
-function hwptOut(h: Hwpt): z.output<typeof HwptOutput> {
+function hwptOut(h: Hwpt, hwpts: Hwpts): z.output<typeof HwptOutput> {
   return {
     id: h.id,
     contextId: h.contextId,
@@ -19,9 +20,9 @@ function hwptOut(h: Hwpt): z.output<typeof HwptOutput> {
     pasid: h.pasid,
     dirtyTracking: h.dirtyTracking,
     ...(h.data === null ? {} : { data: h.data }),
-    devices: [...h.devices].sort(),
-    pasids: [...h.pasidUsers].sort(),
-    children: [...h.children].sort((a, b) => a - b),
+    devices: hwpts.devicesOf(h),
+    pasids: hwpts.pasidUsersOf(h),
+    children: hwpts.childrenOf(h),
     createdAt: h.createdAt,
   };
 }
@@ -30,11 +31,12 @@ function hwptOut(h: Hwpt): z.output<typeof HwptOutput> {
 export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
   const { engine } = app.ioasd;
   const tag = 'hwpts';
+  const out = (h: Hwpt) => hwptOut(h, engine.hwpts);
 
   app.get(
     '/hwpts',
     { schema: { ...op(tag, 'listHwpts', 'Your hwpts, automatic and manual'), response: { 200: z.array(HwptOutput), ...problemResponses(401) } } },
-    async (request) => engine.deviceFirstView.listHwpts(caller(request)).map(hwptOut),
+    async (request) => engine.hwpts.list(caller(request)).map(out),
   );
 
   app.post(
@@ -50,15 +52,16 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       const { ptId, ioasId, parentId, ...rest } = request.body;
       const given = [ptId, ioasId, parentId].filter((x) => x !== undefined);
       if (given.length !== 1) fail('EINVAL', 'give exactly one of ptId, ioasId or parentId', { problems: [{ path: 'body.ptId', message: 'exactly one of ptId, ioasId, parentId' }] });
-      const hwpt = engine.deviceFirst().allocHwpt(caller(request), { ...rest, ptId: given[0]! });
-      return reply.code(201).send(hwptOut(hwpt));
+      engine.deviceFirst();
+      const hwpt = engine.hwpts.alloc(caller(request), { ...rest, ptId: given[0]! });
+      return reply.code(201).send(out(hwpt));
     },
   );
 
   app.get(
     '/hwpts/:id',
     { schema: { ...op(tag, 'getHwpt', 'One hwpt'), params: HwptIdParams, response: { 200: HwptOutput, ...problemResponses(400, 401, 404) } } },
-    async (request) => hwptOut(engine.deviceFirstView.getHwpt(caller(request), request.params.id)),
+    async (request) => out(engine.hwpts.get(caller(request), request.params.id)),
   );
 
   app.delete(
@@ -71,7 +74,8 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      engine.deviceFirst().deleteHwpt(caller(request), request.params.id);
+      engine.deviceFirst();
+      engine.hwpts.delete(caller(request), request.params.id);
       return reply.code(204).send();
     },
   );

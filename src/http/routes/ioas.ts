@@ -45,7 +45,7 @@ const ioasOut = (s: IovaSpace): z.output<typeof IoasOutput> => ({
 
 /** I/O address spaces and their DMA mappings (SPEC 5). */
 export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { allocator } = app.ioasd;
+  const { ioas, mappings } = app.ioasd;
   const tag = 'ioas';
   const params = IoasIdParams;
 
@@ -58,7 +58,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(IoasOutput), ...problemResponses(400, 401) },
       },
     },
-    async (request) => allocator.listIoas(caller(request), request.query.contextId).map(ioasOut),
+    async (request) => ioas.list(caller(request), request.query.contextId).map(ioasOut),
   );
 
   app.post(
@@ -70,13 +70,13 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: IoasOutput, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(ioasOut(allocator.createIoas(caller(request), request.body.contextId))),
+    async (request, reply) => reply.code(201).send(ioasOut(ioas.create(caller(request), request.body.contextId))),
   );
 
   app.get(
     '/ioas/:id',
     { schema: { ...op(tag, 'getIoas', 'One address space'), params, response: { 200: IoasOutput, ...problemResponses(400, 401, 404) } } },
-    async (request) => ioasOut(allocator.getIoas(caller(request), request.params.id)),
+    async (request) => ioasOut(ioas.get(caller(request), request.params.id)),
   );
 
   app.delete(
@@ -89,7 +89,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      allocator.destroyIoas(caller(request), request.params.id);
+      ioas.destroy(caller(request), request.params.id);
       return reply.code(204).send();
     },
   );
@@ -104,7 +104,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const space = allocator.getIoas(caller(request), request.params.id);
+      const space = ioas.get(caller(request), request.params.id);
       return { ranges: space.usableRanges().map(rangeOut), alignment: hex(space.alignment) };
     },
   );
@@ -119,7 +119,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: AllowedRangesReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => ({ ranges: allocator.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) }),
+    async (request) => ({ ranges: mappings.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) }),
   );
 
   app.get(
@@ -133,7 +133,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const page = allocator.listMappings(caller(request), request.params.id, request.query.cursor, request.query.limit);
+      const page = mappings.list(caller(request), request.params.id, request.query.cursor, request.query.limit);
       return { items: page.items.map(mappingOut), nextCursor: page.next === null ? null : hex(page.next) };
     },
   );
@@ -148,7 +148,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: MappingOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request, reply) => reply.code(201).send(mappingOut(allocator.map(caller(request), request.params.id, request.body))),
+    async (request, reply) => reply.code(201).send(mappingOut(mappings.map(caller(request), request.params.id, request.body))),
   );
 
   app.post(
@@ -162,7 +162,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) =>
-      reply.code(201).send({ mappings: allocator.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) }),
+      reply.code(201).send({ mappings: mappings.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) }),
   );
 
   app.post(
@@ -175,7 +175,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: UnmapReply, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request) => ({ unmappedBytes: hex(allocator.unmap(caller(request), request.params.id, request.body)) }),
+    async (request) => ({ unmappedBytes: hex(mappings.unmap(caller(request), request.params.id, request.body)) }),
   );
 
   app.post(
@@ -189,7 +189,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      const pieces = allocator.copy(caller(request), request.params.id, request.body);
+      const pieces = mappings.copy(caller(request), request.params.id, request.body);
       return reply.code(201).send({ iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) });
     },
   );

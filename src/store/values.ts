@@ -1,3 +1,4 @@
+/** Value encodings shared by the table codecs: u64 columns (order-preserving signed integers) and JSON columns. */
 import type { Iommu, Quotas, ReservedRegion } from '../core/model.js';
 import { fromKey, toKey } from '../core/u64.js';
 
