@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Domain, Range } from '../../src/core/model.js';
-import { coreFixture, errnoOf, MOCK_DOMAIN, P, U64_MAX, type CoreFixture } from './fixture.js';
+import { coreFixture, errnoOf, MOCK_DOMAIN, P, U64_MAX, type CoreFixture, type StoreKind } from './fixture.js';
 
 /**
  * Random sequences of map / unmap / copy / allowed-ranges against a deliberately simple reference
@@ -279,8 +279,8 @@ function outcome(fn: () => unknown): unknown {
   }
 }
 
-function check(domain: Domain | null, ops: Op[]): void {
-  const f = coreFixture('device-first');
+function check(domain: Domain | null, ops: Op[], kind: StoreKind = 'sqlite'): void {
+  const f = coreFixture('device-first', ':memory:', undefined, kind);
   const ctx = f.core.contexts.create(f.alice, {});
   const ids = [f.core.ioas.create(f.alice, ctx.id).id, f.core.ioas.create(f.alice, ctx.id).id];
   if (domain) for (const id of ids) f.core.ioas.get(f.alice, id).addDomain(domain);
@@ -327,5 +327,15 @@ describe('allocator against a reference model (iommufd rules)', () => {
 
   it('a mock domain: 2 KiB alignment and an aperture', () => {
     fc.assert(fc.property(arbOps(MOCK_DOMAIN.aperture.start - 8n * P, 64n * P), (ops) => check(MOCK_DOMAIN, ops)), { numRuns: 300 });
+  });
+});
+
+describe('the same reference model on the in-memory fake of the ports (the ports are all the core needs)', () => {
+  it('no domain', () => {
+    fc.assert(fc.property(arbOps(0n, 64n * P), (ops) => check(null, ops, 'memory')), { numRuns: 100 });
+  });
+
+  it('a mock domain', () => {
+    fc.assert(fc.property(arbOps(MOCK_DOMAIN.aperture.start - 8n * P, 64n * P), (ops) => check(MOCK_DOMAIN, ops, 'memory')), { numRuns: 100 });
   });
 });

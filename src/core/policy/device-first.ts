@@ -1,4 +1,4 @@
-import type { Caller } from '../caller.js';
+import { visibleTo, type Caller } from '../caller.js';
 import { isVirtualKind } from '../devices.js';
 import { fail } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
@@ -284,7 +284,7 @@ export class DeviceFirst implements OwnershipPolicy {
   private mine(caller: Caller, deviceId: string): Binding {
     this.device(deviceId);
     const binding = this.deps.objects.find('binding', deviceId);
-    if (!binding || (caller.role !== 'admin' && binding.principalId !== caller.id)) fail('EINVAL', `device ${deviceId} is not bound by you`);
+    if (!binding || !visibleTo(caller, binding)) fail('EINVAL', `device ${deviceId} is not bound by you`);
     return binding;
   }
 }

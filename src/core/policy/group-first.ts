@@ -1,4 +1,4 @@
-import type { Caller } from '../caller.js';
+import { visibleTo, type Caller } from '../caller.js';
 import { fail } from '../errors.js';
 import type { Device, DeviceOpen, Domain, GroupHold, GroupRecord } from '../model.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
@@ -232,7 +232,7 @@ export class GroupFirst implements OwnershipPolicy {
   /** The caller's hold on the group; a group not open by the caller is EINVAL (as a bad group fd). */
   private held(caller: Caller, groupId: number): GroupHold {
     const hold = this.deps.objects.find('group-hold', groupId);
-    if (!hold || (caller.role !== 'admin' && hold.principalId !== caller.id)) fail('EINVAL', `group ${groupId} is not open by you`);
+    if (!hold || !visibleTo(caller, hold)) fail('EINVAL', `group ${groupId} is not open by you`);
     return hold;
   }
 }

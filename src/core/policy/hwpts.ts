@@ -1,4 +1,4 @@
-import type { Caller } from '../caller.js';
+import { visibleTo, type Caller } from '../caller.js';
 import { isVirtualKind } from '../devices.js';
 import { fail } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
@@ -40,7 +40,7 @@ export class Hwpts {
   alloc(caller: Caller, args: HwptArgs): Hwpt {
     const { objects, inventory, tx } = this.deps;
     const binding = objects.find('binding', args.deviceId);
-    if (!binding || (caller.role !== 'admin' && binding.principalId !== caller.id)) fail('ENOENT', `device ${args.deviceId} is not bound by you`);
+    if (!binding || !visibleTo(caller, binding)) fail('ENOENT', `device ${args.deviceId} is not bound by you`);
     const device = inventory.getDevice(args.deviceId);
     if (!device) fail('ENOENT', `device ${args.deviceId} does not exist`);
     const space = objects.find('ioas', args.ptId);
