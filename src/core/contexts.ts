@@ -74,6 +74,7 @@ export class Contexts {
         ctx.expiresAt = this.deps.now() + seconds * 1000;
         undo.push(() => Object.assign(ctx, before));
         this.deps.port.setContextLease(id, ctx.leaseSeconds, ctx.expiresAt);
+        this.deps.tx.emit({ type: 'context.renewed', object: { kind: 'context', id }, scope: 'owner', principalId: ctx.principalId, contextId: id, subject: ctx });
         return ctx;
       },
       { actor: caller.id, action: 'context.renew', target: `context:${id}` },

@@ -41,6 +41,7 @@ export function createCore(store: Store, options: CoreOptions): Core {
   const range = options.ioasidRange ?? { min: 1, max: 2 ** 31 - 1 };
   const tx = new Tx(store);
   const objects = new ObjectTable();
+  objects.onEvent((e) => tx.emit(e));
   const quotas = new QuotaBook((id) => store.getPrincipal(id)?.quotas ?? DEFAULT_QUOTAS);
   const inventory = new Inventory(store, tx);
   // ioas and hwpt ids share one space; the stored ones are taken before anything new is made.

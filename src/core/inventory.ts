@@ -1,4 +1,6 @@
+import { isKernelDma } from './devices.js';
 import { fail } from './errors.js';
+import type { CoreEvent } from './events.js';
 import { groupKindFor } from './devices.js';
 import { groupView, type GroupView } from './groups.js';
 import type { Device, DeviceKind, Topology } from './model.js';
@@ -71,6 +73,7 @@ export class Inventory {
         for (const g of next.groups) this.store.insertGroup(g);
         // Parents first, so the parent foreign key holds at every insert.
         for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+        this.tx.emit(inventoryEvent('topology.imported', { kind: 'topology', id: 'topology' }, { mode: req.mode, groups: next.groups.length, devices: next.devices.length }));
         return this.topology();
       },
       { actor, action: 'topology.import', target: 'topology', detail: (t: Topology) => ({ mode: req.mode, groups: t.groups.length, devices: t.devices.length }) },
@@ -129,6 +132,7 @@ export class Inventory {
       assertValidTopology(next);
       this.guard.assertPlug(device);
       this.store.insertDevice(device);
+      this.tx.emit(inventoryEvent('device.added', { kind: 'device', id: device.id }, { groupId: device.groupId, driver: device.driver }));
       return device;
       },
       { actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } },
@@ -148,6 +152,7 @@ export class Inventory {
       const groups = new Set(removed.map((d) => d.groupId));
       // Children first: the parent foreign key must hold at every delete.
       for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
+      for (const d of removed) this.tx.emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
       for (const g of groups) if (this.store.devicesInGroup(g).length === 0) this.store.deleteGroup(g);
       return removed.map((d) => d.id);
       },
@@ -163,6 +168,7 @@ export class Inventory {
     return this.tx.run(
       () => {
         this.store.setDriver(id, driver);
+        this.tx.emit(inventoryEvent('device.driver-changed', { kind: 'device', id }, { from: device.driver, to: driver, description: driverChange(device, driver) }));
         return { ...device, driver };
       },
       { actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } },
@@ -197,3 +203,15 @@ export function parentsFirst(devices: readonly Device[]): Device[] {
   return out;
 }
 
+
+function inventoryEvent(type: string, object: CoreEvent['object'], detail: Record<string, unknown>): CoreEvent {
+  return { type, object, scope: 'inventory', principalId: null, contextId: null, detail };
+}
+
+/** What a driver change means for the host, in words (a device leaving a kernel driver is the host losing it). */
+export function driverChange(device: Device, to: string): string {
+  const what = device.description ?? `device ${device.id}`;
+  if (isKernelDma(device) && !isKernelDma({ kind: device.kind, driver: to })) return `the host loses ${what}: ${device.driver} lets go of it and it becomes assignable (${to})`;
+  if (!isKernelDma(device) && isKernelDma({ kind: device.kind, driver: to })) return `${what} goes back to the host on kernel driver ${to}`;
+  return `${what} moves from ${device.driver} to ${to}`;
+}

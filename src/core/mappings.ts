@@ -1,4 +1,5 @@
 import type { Caller } from './caller.js';
+import type { CoreEvent } from './events.js';
 import { fail } from './errors.js';
 import type { IovaSpace } from './iova-space.js';
 import { IovaTree } from './iova-tree.js';
@@ -136,6 +137,7 @@ export class Mappings {
   }
 
   private add(space: IovaSpace, m: Mapping, undo: UndoLog): void {
+    this.deps.tx.emit(mappingEvent(space, m, true));
     this.deps.port.insertMapping(space.id, m);
     space.mappings.insert(m);
     m.pages.refs++;
@@ -148,7 +150,8 @@ export class Mappings {
   }
 
   private remove(space: IovaSpace, m: Mapping, undo: UndoLog): void {
-    const { port, quotas } = this.deps;
+    const { port, quotas, tx } = this.deps;
+    tx.emit(mappingEvent(space, m, false));
     port.deleteMapping(space.id, m.iova);
     space.mappings.remove(m.iova);
     quotas.count(space.principalId, 'mappings', -1);
@@ -236,6 +239,7 @@ export class Mappings {
       (undo) => {
         this.deps.port.setAllowedRanges(ioasId, sorted);
         space.allowed = sorted;
+        this.deps.tx.emit({ type: 'ioas.updated', object: { kind: 'ioas', id: ioasId }, scope: 'owner', principalId: space.principalId, contextId: space.contextId, subject: space });
         undo.push(() => (space.allowed = before));
         return sorted;
       },
@@ -258,6 +262,20 @@ export class Mappings {
     }
     return { items, next: more ? items[items.length - 1]!.iova : null };
   }
+}
+
+/** One event per mapping made or removed (a batch, an unmap of many, a destroy: one each, in order). */
+function mappingEvent(space: IovaSpace, m: Mapping, made: boolean): CoreEvent {
+  return {
+    type: made ? 'mapping.created' : 'mapping.removed',
+    object: { kind: 'mapping', id: `${space.id}:0x${m.iova.toString(16)}` },
+    scope: 'owner',
+    principalId: space.principalId,
+    contextId: space.contextId,
+    gone: !made,
+    subject: m,
+    detail: { ioasId: space.id, length: m.length },
+  };
 }
 
 /** The source range must be covered by contiguous mappings (any byte offsets), else ENOENT. */

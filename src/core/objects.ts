@@ -1,6 +1,7 @@
 import { visibleTo, type Caller } from './caller.js';
 import { fail, type Blocker } from './errors.js';
 import type { IovaSpace } from './iova-space.js';
+import type { CoreEvent } from './events.js';
 import type { Attachment, Binding, Context, CoreObject, DeviceOpen, GroupHold, Hwpt, ObjectRef, ObjectType, PasidAttachment } from './model.js';
 import type { UndoLog } from './tx.js';
 
@@ -63,6 +64,12 @@ export class ObjectTable {
   };
   private readonly byContext = new Map<string, Set<CoreObject>>();
   private readonly destroyOps: { [K in ObjectType]?: DestroyOp<K> } = {};
+  private emit: (event: CoreEvent) => void = () => {};
+
+  /** Where the events of objects made and destroyed go (core/tx.ts collects them per change). */
+  onEvent(emit: (event: CoreEvent) => void): void {
+    this.emit = emit;
+  }
 
   /** Registers what destroying an object of this type does. */
   define<K extends ObjectType>(type: K, destroy: DestroyOp<K>): void {
@@ -110,6 +117,7 @@ export class ObjectTable {
     if (!mine) this.byContext.set(obj.contextId, (mine = new Set()));
     mine.add(obj);
     undo?.push(() => this.drop(obj));
+    this.emit(lifecycleEvent(obj, true));
   }
 
   /** Records that `user` holds `target` (kernel: refcount_inc(&target->users)). */
@@ -151,6 +159,7 @@ export class ObjectTable {
     op(obj as ObjectTypes[ObjectType], undo);
     this.drop(obj);
     undo.push(() => this.put(obj));
+    this.emit(lifecycleEvent(obj, false));
   }
 
   /**
@@ -236,5 +245,42 @@ function blockerTarget(o: CoreObject): Pick<Blocker, 'kind' | 'id'> {
     case 'ioas':
     case 'context':
       return { kind: o.type, id: String(o.id) };
+  }
+}
+
+/** The event of an object made or destroyed: one place for every type (kernel objects have no events; ioasd's clients watch these). */
+function lifecycleEvent(o: CoreObject, made: boolean): CoreEvent {
+  const owner = { scope: 'owner' as const, principalId: o.principalId, contextId: o.contextId };
+  const gone = !made;
+  switch (o.type) {
+    case 'context':
+      return { type: made ? 'context.created' : 'context.deleted', object: { kind: 'context', id: o.id }, ...owner, gone, subject: o };
+    case 'ioas':
+      return { type: made ? 'ioas.created' : 'ioas.deleted', object: { kind: 'ioas', id: o.id }, ...owner, gone, subject: o };
+    case 'hwpt': {
+      const h = o as Hwpt;
+      return { type: made ? 'hwpt.created' : 'hwpt.deleted', object: { kind: 'hwpt', id: h.id }, ...owner, gone, subject: h, detail: { ioasId: h.ioasId, auto: h.auto } };
+    }
+    case 'group-hold': {
+      const g = o as GroupHold;
+      // An open group is inventory news for everyone (its owner shown as "other" to others).
+      return { type: made ? 'group.opened' : 'group.closed', object: { kind: 'group', id: g.groupId }, scope: 'inventory', principalId: g.principalId, contextId: g.contextId };
+    }
+    case 'device-open': {
+      const d = o as DeviceOpen;
+      return { type: made ? 'device.opened' : 'device.closed', object: { kind: 'device', id: d.deviceId }, ...owner, gone, detail: { groupId: d.groupId } };
+    }
+    case 'binding': {
+      const b = o as Binding;
+      return { type: made ? 'device.bound' : 'device.unbound', object: { kind: 'device', id: b.deviceId }, ...owner, gone, subject: b, detail: { groupId: b.groupId } };
+    }
+    case 'attachment': {
+      const a = o as Attachment;
+      return { type: made ? 'device.attached' : 'device.detached', object: { kind: 'device', id: a.deviceId }, ...owner, detail: { ptId: a.target.id } };
+    }
+    case 'pasid-attachment': {
+      const p = o as PasidAttachment;
+      return { type: made ? 'device.attached' : 'device.detached', object: { kind: 'device', id: p.deviceId }, ...owner, detail: { pasid: p.pasid, ptId: p.hwptId } };
+    }
   }
 }

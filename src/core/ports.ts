@@ -1,3 +1,4 @@
+import type { CoreEvent } from './events.js';
 import type { ContextRecord, Device, GroupRecord, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
 
 /**
@@ -10,6 +11,54 @@ import type { ContextRecord, Device, GroupRecord, HwptRecord, Iommu, Mapping, Po
 /** Atomicity: everything `fn` writes commits together, or nothing does when it throws. */
 export interface TxPort {
   transaction<T>(fn: () => T): T;
+}
+
+/** A committed change's events, in the same transaction (src/core/events.ts). */
+export interface EventPort {
+  /** Appends one event with its rendered state (null when the object is gone); answers its seq. */
+  appendEvent(event: CoreEvent, state: unknown): number;
+}
+
+/** One stored event as GET /v1/events delivers it. */
+export interface StoredEvent {
+  seq: number;
+  at: string;
+  type: string;
+  objectKind: string;
+  objectId: string;
+  scope: CoreEvent['scope'];
+  principalId: string | null;
+  contextId: string | null;
+  /** The object's state as JSON text, or null when it is gone. */
+  state: string | null;
+}
+
+/** Reading the event log and keeping it within its retention (the HTTP layer's side of it). */
+export interface EventLogPort {
+  /** Events after `seq`, oldest first, at most `limit`. */
+  eventsAfter(seq: number, limit: number): StoredEvent[];
+  /** The oldest and newest seq kept (0 and the last seq ever written when the log is empty). */
+  eventBounds(): { oldest: number; newest: number };
+  /** Keeps the newest `keep` events; answers how many were removed. */
+  pruneEvents(keep: number): number;
+}
+
+/** A stored first answer to an Idempotency-Key. */
+export interface IdempotencyRecord {
+  principalId: string;
+  key: string;
+  digest: string;
+  status: number;
+  body: string | null;
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
+export interface IdempotencyPort {
+  getIdempotency(principalId: string, key: string): IdempotencyRecord | undefined;
+  putIdempotency(record: IdempotencyRecord): void;
+  /** Removes records created before `before` (epoch ms); answers how many. */
+  expireIdempotency(before: number): number;
 }
 
 /** Reads of the inventory the ownership rules need. */
@@ -156,6 +205,9 @@ export interface BindingPort {
 /** Every port: what a whole store provides (src/store/sqlite-store.ts, or a fake in tests). */
 export interface Store
   extends TxPort,
+    EventPort,
+    EventLogPort,
+    IdempotencyPort,
     InventoryPort,
     PrincipalPort,
     SystemPort,

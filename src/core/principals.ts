@@ -1,4 +1,5 @@
 import { fail } from './errors.js';
+import type { CoreEvent } from './events.js';
 import type { Principal, Quotas, Role } from './model.js';
 import type { PrincipalPort, Secrets } from './ports.js';
 import type { Tx } from './tx.js';
@@ -69,6 +70,7 @@ export class Principals {
         createdAt: now,
       };
       this.store.insertPrincipal({ ...principal, tokenHash: hash });
+      this.tx.emit(principalEvent('principal.created', principal.id));
       return { principal, token };
       },
       { actor, action: 'principal.create', target: (r) => `principal:${r.principal.id}`, detail: (r: { principal: Principal }) => ({ name: r.principal.name, role: r.principal.role }) },
@@ -93,6 +95,7 @@ export class Principals {
         quotas: { ...current.quotas, ...patch.quotas },
       };
       this.store.updatePrincipal(principal);
+      this.tx.emit(principalEvent('principal.updated', id));
       let token: string | undefined;
       if (patch.rotateToken) {
         const issued = this.secrets.newToken();
@@ -120,6 +123,7 @@ export class Principals {
       }
       this.releaseHoldings(id);
       this.store.deletePrincipal(id);
+      this.tx.emit({ ...principalEvent('principal.deleted', id), gone: true });
       },
       { actor, action: 'principal.delete', target: `principal:${id}` },
     );
@@ -154,6 +158,10 @@ export class Principals {
     );
     return fixedToken === undefined ? { created: true, token: issued.token } : { created: true };
   }
+}
+
+function principalEvent(type: string, id: string): CoreEvent {
+  return { type, object: { kind: 'principal', id }, scope: 'admin', principalId: null, contextId: null };
 }
 
 function uniqueSorted(labels: string[]): string[] {

@@ -4,8 +4,10 @@ import type { Cache } from './cache.js';
 import { bindingStore } from './binding-store.js';
 import { contextStore } from './context-store.js';
 import type { Db } from './database.js';
+import { eventStore } from './event-store.js';
 import { groupHoldStore } from './group-hold-store.js';
 import { hwptStore } from './hwpt-store.js';
+import { idempotencyStore } from './idempotency-store.js';
 import { inventoryStore } from './inventory-store.js';
 import { ioasStore } from './ioas-store.js';
 import { principalStore } from './principal-store.js';
@@ -36,6 +38,8 @@ export function sqliteStore(db: Db): SqliteStore {
     ...hwptStore(db),
     ...groupHoldStore(db),
     ...bindingStore(db),
+    ...eventStore(db),
+    ...idempotencyStore(db),
     transaction<T>(fn: () => T): T {
       try {
         return runInTransaction(fn) as T;

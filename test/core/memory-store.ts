@@ -1,5 +1,5 @@
 import type { ContextRecord, Device, GroupRecord, Iommu, PolicyName, Principal, Range } from '../../src/core/model.js';
-import type { AuditRecord, Store, StoredHwpt, StoredIoas, StoredPrincipal } from '../../src/core/ports.js';
+import type { AuditRecord, IdempotencyRecord, Store, StoredEvent, StoredHwpt, StoredIoas, StoredPrincipal } from '../../src/core/ports.js';
 
 type MappingRow = [iova: bigint, length: bigint, userAddress: bigint, read: boolean, write: boolean, pagesId: number, pagesBytes: bigint, pagesWritable: boolean];
 
@@ -18,6 +18,9 @@ interface Tables {
   deviceOpens: Map<string, { deviceId: string; groupId: number; count: number }>;
   bindings: Map<string, { deviceId: string; contextId: string; hwptId: number | null; accessIoasId: number | null }>;
   pasids: Map<string, { deviceId: string; pasid: number; hwptId: number }>;
+  events: StoredEvent[];
+  lastSeq: number;
+  idempotency: Map<string, IdempotencyRecord>;
 }
 
 const empty = (): Tables => ({
@@ -35,6 +38,9 @@ const empty = (): Tables => ({
   deviceOpens: new Map(),
   bindings: new Map(),
   pasids: new Map(),
+  events: [],
+  lastSeq: 0,
+  idempotency: new Map(),
 });
 
 const clone = <T,>(v: T): T => structuredClone(v);
@@ -164,5 +170,35 @@ export function memoryStore(): Store & { tables(): Tables } {
     deletePasid: (deviceId, pasid) => void t.pasids.delete(`${deviceId}/${pasid}`),
     listBindings: () => [...t.bindings.values()].map(plain),
     listPasids: () => [...t.pasids.values()].map(plain),
+    // events and idempotency
+    appendEvent(e, state) {
+      const seq = ++t.lastSeq;
+      t.events.push({
+        seq,
+        at: new Date(0).toISOString(),
+        type: e.type,
+        objectKind: e.object.kind,
+        objectId: String(e.object.id),
+        scope: e.scope,
+        principalId: e.principalId,
+        contextId: e.contextId,
+        state: state === null || state === undefined ? null : JSON.stringify(state),
+      });
+      return seq;
+    },
+    eventsAfter: (seq, limit) => t.events.filter((e) => e.seq > seq).slice(0, limit).map(plain),
+    eventBounds: () => (t.events.length ? { oldest: t.events[0]!.seq, newest: t.events[t.events.length - 1]!.seq } : { oldest: t.lastSeq + 1, newest: t.lastSeq }),
+    pruneEvents(keep) {
+      const removed = Math.max(0, t.events.length - keep);
+      t.events.splice(0, removed);
+      return removed;
+    },
+    getIdempotency: (principalId, key) => plain(t.idempotency.get(`${principalId}\u0000${key}`)),
+    putIdempotency: (r) => void t.idempotency.set(`${r.principalId}\u0000${r.key}`, plain(r)),
+    expireIdempotency(before) {
+      let n = 0;
+      for (const [k, r] of t.idempotency) if (r.createdAt < before && t.idempotency.delete(k)) n++;
+      return n;
+    },
   };
 }

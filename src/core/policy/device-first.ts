@@ -8,7 +8,7 @@ import type { UndoLog } from '../tx.js';
 import { accessDomain, dropDomain, putDomain } from './domains.js';
 import { Hwpts } from './hwpts.js';
 import { Pasids } from './pasids.js';
-import type { OwnershipPolicy, PolicyDeps } from './types.js';
+import { groupEvent, type OwnershipPolicy, type PolicyDeps } from './types.js';
 
 export interface AttachArgs {
   ptId: number;
@@ -35,7 +35,11 @@ export class DeviceFirst implements OwnershipPolicy {
   constructor(private readonly deps: PolicyDeps) {
     this.hwpts = new Hwpts(deps);
     this.pasids = new Pasids(deps);
-    deps.objects.define('binding', (binding) => deps.bindings.deleteBinding(binding.deviceId));
+    deps.objects.define('binding', (binding) => {
+      deps.bindings.deleteBinding(binding.deviceId);
+      // The last device of the group out releases the group's DMA ownership.
+      if (this.peersOf(binding).length === 0) deps.tx.emit(groupEvent('group.released', binding));
+    });
     deps.objects.define('attachment', (attachment, undo) => this.teardownAttachment(attachment, undo));
   }
 
@@ -70,8 +74,11 @@ export class DeviceFirst implements OwnershipPolicy {
           attachment: null,
           pasids: new Map(),
         };
+        const first = this.peersOf(binding).length === 0;
         objects.add(binding, undo);
         this.persist(binding);
+        // The first device bound claims the whole group's DMA ownership for the context.
+        if (first) this.deps.tx.emit(groupEvent('group.claimed', binding, members.map((d) => d.id)));
         return binding;
       },
       { actor: caller.id, action: 'device.bind', target: `device:${deviceId}` },
@@ -258,6 +265,11 @@ export class DeviceFirst implements OwnershipPolicy {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  /** Other bindings of the binding's group. */
+  private peersOf(binding: Binding): Binding[] {
+    return [...this.deps.objects.all('binding').values()].filter((b) => b.groupId === binding.groupId && b.deviceId !== binding.deviceId);
+  }
 
   private persist(binding: Binding): void {
     const target = binding.attachment?.target;

@@ -76,7 +76,13 @@ export class PolicyEngine {
       fail('EBUSY', `the policy cannot change while ${blockers.length} group(s) or device(s) are held`, { blockers });
     }
     if (dryRun || previous === policy) return { policy, previous, changed: false, dryRun };
-    this.deps.tx.run(() => this.system.setPolicy(policy), { actor: caller?.id ?? null, action: 'system.policy', target: `policy:${policy}` });
+    this.deps.tx.run(
+      () => {
+        this.system.setPolicy(policy);
+        this.deps.tx.emit({ type: 'policy.changed', object: { kind: 'policy', id: 'policy' }, scope: 'inventory', principalId: null, contextId: null, detail: { from: previous, to: policy } });
+      },
+      { actor: caller?.id ?? null, action: 'system.policy', target: `policy:${policy}` },
+    );
     return { policy, previous, changed: true, dryRun };
   }
 }

@@ -4,7 +4,7 @@ import type { Device, DeviceOpen, Domain, GroupHold, GroupRecord } from '../mode
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
 import type { UndoLog } from '../tx.js';
 import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
-import type { OwnershipPolicy, PolicyDeps } from './types.js';
+import { groupEvent, type OwnershipPolicy, type PolicyDeps } from './types.js';
 
 const CONTAINER = 'container';
 
@@ -84,6 +84,7 @@ export class GroupFirst implements OwnershipPolicy {
         undo.push(() => (hold.ioasId = null));
         groupHolds.putGroupHold(groupId, hold.contextId, ioasId);
         objects.use(hold, space, undo);
+        this.deps.tx.emit(groupEvent('group.claimed', hold, members.map((d) => d.id)));
         return hold;
       },
       { actor: caller.id, action: 'group.container', target: `group:${groupId}` },
@@ -194,6 +195,7 @@ export class GroupFirst implements OwnershipPolicy {
     undo.push(() => (hold.ioasId = ioasId));
     groupHolds.putGroupHold(hold.groupId, hold.contextId, null);
     objects.unuse(hold, space, undo);
+    this.deps.tx.emit(groupEvent('group.released', hold));
     const rest = [...objects.all('group-hold').values()].filter((h) => h.ioasId === ioasId);
     if (rest.length === 0) {
       mappings.removeAll(space, undo);

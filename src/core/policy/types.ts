@@ -1,3 +1,4 @@
+import type { CoreEvent } from '../events.js';
 import type { IoasidAllocator } from '../ioasid.js';
 import type { Mappings } from '../mappings.js';
 import type { PolicyName } from '../model.js';
@@ -33,4 +34,19 @@ export interface OwnershipPolicy {
   readonly name: PolicyName;
   /** Rebuilds this policy's objects from the store at start-up. */
   restore(): void;
+}
+
+/**
+ * A group's DMA ownership claimed by a context (device-first: its first device bound; group-first:
+ * the group joined a container) or released: inventory news, with the owner shown as "other" to others.
+ */
+export function groupEvent(type: 'group.claimed' | 'group.released', holder: { groupId: number; contextId: string; principalId: string }, devices?: string[]): CoreEvent {
+  return {
+    type,
+    object: { kind: 'group', id: holder.groupId },
+    scope: 'inventory',
+    principalId: holder.principalId,
+    contextId: holder.contextId,
+    ...(devices ? { detail: { devices } } : {}),
+  };
 }

@@ -1,24 +1,16 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Context } from '../../core/model.js';
 import { caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { ContextOutput, CreateContextBody, RenewContextBody } from '../schemas/allocator.js';
 import { problemResponses } from '../schemas/problem.js';
+import { views } from '../views.js';
 
 /** Contexts: the unit of ownership, like an open /dev/iommu or container file descriptor. */
 export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { contexts, ioas } = app.ioasd;
+  const { contexts } = app.ioasd;
   const tag = 'contexts';
-  const out = (c: Context): z.output<typeof ContextOutput> => ({
-    id: c.id,
-    principalId: c.principalId,
-    name: c.name,
-    leaseSeconds: c.leaseSeconds,
-    expiresAt: c.expiresAt === null ? null : new Date(c.expiresAt).toISOString(),
-    createdAt: c.createdAt,
-    ioas: ioas.list({ id: c.principalId, role: 'user' }, c.id).map((s) => s.id),
-  });
+  const out = views(app.ioasd).context;
 
   app.get(
     '/contexts',

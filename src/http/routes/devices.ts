@@ -6,25 +6,13 @@ import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
-import type { Binding } from '../../core/model.js';
-import type { DeviceFirst } from '../../core/policy/device-first.js';
-
-export function bindingOut(b: Binding, view: DeviceFirst): z.output<typeof BindingOutput> {
-  return {
-    deviceId: b.deviceId,
-    groupId: b.groupId,
-    contextId: b.contextId,
-    hwptId: view.hwptIdOf(b),
-    ioasId: view.ioasIdOf(b),
-    pasids: [...b.pasids.values()].map((p) => ({ pasid: p.pasid, hwptId: p.hwptId })),
-  };
-}
+import { views } from '../views.js';
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'devices';
   const df = '(device-first)';
-  const out = (b: Binding) => bindingOut(b, engine.deviceFirstView);
+  const out = views(app.ioasd).binding;
 
   app.get(
     '/devices',

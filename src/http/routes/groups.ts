@@ -1,34 +1,25 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ownerAs, type Caller } from '../../core/caller.js';
+import type { Caller } from '../../core/caller.js';
 import type { GroupView } from '../../core/groups.js';
-import type { GroupHold } from '../../core/model.js';
-import type { OwnershipState } from '../../core/ownership.js';
-import type { GroupFirst } from '../../core/policy/group-first.js';
 import { caller } from '../auth.js';
 import { GroupIdParams, op } from '../schemas/common.js';
 import { GroupOutput } from '../schemas/inventory.js';
 import { ContainerBody, ContextRef, DeviceOpenOutput, GroupDeviceParams, GroupHoldOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
-
-/** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's. */
-export function groupOut(g: GroupView, state: OwnershipState, viewer: Caller): z.output<typeof GroupOutput> {
-  const holder = state.holderOf(g.id);
-  return { ...g, owner: holder ? ownerAs(holder, viewer) : null };
-}
-
-function holdOut(h: GroupHold, view: GroupFirst): z.output<typeof GroupHoldOutput> {
-  return { groupId: h.groupId, contextId: h.contextId, containerId: h.ioasId, openDevices: view.openDevicesOf(h) };
-}
+import { views } from '../views.js';
 
 export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'groups';
+  const v = views(app.ioasd);
+  const groupOut = (g: GroupView, viewer: Caller) => v.group(g, viewer);
+  const holdOut = v.hold;
 
   app.get(
     '/groups',
     { schema: { ...op('groups', 'listGroups', 'IOMMU and virtual groups with derived viability'), response: { 200: z.array(GroupOutput), ...problemResponses(401) } } },
-    async (request) => inventory.listGroups().map((g) => groupOut(g, engine.state, caller(request))),
+    async (request) => inventory.listGroups().map((g) => groupOut(g, caller(request))),
   );
 
   app.get(
@@ -40,7 +31,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupOutput, ...problemResponses(400, 401, 404) },
       },
     },
-    async (request) => groupOut(inventory.getGroup(request.params.id), engine.state, caller(request)),
+    async (request) => groupOut(inventory.getGroup(request.params.id), caller(request)),
   );
 
   // ---- group-first --------------------------------------------------------------------------------
@@ -56,7 +47,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId), engine.groupFirstView),
+    async (request) => holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId)),
   );
 
   app.post(
@@ -84,7 +75,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId), engine.groupFirstView),
+    async (request) => holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId)),
   );
 
   app.delete(
@@ -96,7 +87,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id), engine.groupFirstView),
+    async (request) => holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id)),
   );
 
   app.post(

@@ -1,37 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import type { Hwpt } from '../../core/model.js';
-import type { Hwpts } from '../../core/policy/hwpts.js';
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { HwptBody, HwptIdParams, HwptOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
-
-function hwptOut(h: Hwpt, hwpts: Hwpts): z.output<typeof HwptOutput> {
-  return {
-    id: h.id,
-    contextId: h.contextId,
-    kind: h.kind,
-    ioasId: h.ioasId,
-    parentId: h.parentId,
-    auto: h.auto,
-    nestParent: h.nestParent,
-    pasid: h.pasid,
-    dirtyTracking: h.dirtyTracking,
-    ...(h.data === null ? {} : { data: h.data }),
-    devices: hwpts.devicesOf(h),
-    pasids: hwpts.pasidUsersOf(h),
-    children: hwpts.childrenOf(h),
-    createdAt: h.createdAt,
-  };
-}
+import { views } from '../views.js';
 
 /** Hardware page tables (device-first): automatic ones appear with attachments; manual ones are allocated here. */
 export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
   const { engine } = app.ioasd;
   const tag = 'hwpts';
-  const out = (h: Hwpt) => hwptOut(h, engine.hwpts);
+  const out = views(app.ioasd).hwpt;
 
   app.get(
     '/hwpts',

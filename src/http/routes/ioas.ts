@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { IovaSpace } from '../../core/iova-space.js';
-import type { Mapping, Range } from '../../core/model.js';
 import { hex } from '../../core/u64.js';
 import {
   AllowedRangesReply,
@@ -25,27 +23,13 @@ import {
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
-
-const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
-const mappingOut = (m: Mapping): z.output<typeof MappingOutput> => ({
-  iova: hex(m.iova),
-  length: hex(m.length),
-  userAddress: hex(m.userAddress),
-  read: m.read,
-  write: m.write,
-});
-const ioasOut = (s: IovaSpace): z.output<typeof IoasOutput> => ({
-  id: s.id,
-  contextId: s.contextId,
-  alignment: hex(s.alignment),
-  allowedRanges: s.allowed.map(rangeOut),
-  mappings: s.mappings.size,
-  createdAt: s.createdAt,
-});
+import { views } from '../views.js';
 
 /** I/O address spaces and their DMA mappings (SPEC 5). */
 export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
   const { ioas, mappings } = app.ioasd;
+  const v = views(app.ioasd);
+  const { range: rangeOut, mapping: mappingOut, ioas: ioasOut } = v;
   const tag = 'ioas';
   const params = IoasIdParams;
 

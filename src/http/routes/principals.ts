@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Principal } from '../../core/model.js';
-import { hex } from '../../core/u64.js';
 import { actor, adminOnly } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import {
@@ -12,16 +10,14 @@ import {
   PrincipalWithToken,
 } from '../schemas/principals.js';
 import { problemResponses } from '../schemas/problem.js';
-
-export function principalOut(p: Principal): z.output<typeof PrincipalOutput> {
-  return { ...p, quotas: { ...p.quotas, maxPinnedBytes: hex(p.quotas.maxPinnedBytes) } };
-}
+import { views } from '../views.js';
 
 /** Admin management of API identities: roles, clearances, quotas and tokens. */
 export const principalRoutes: FastifyPluginAsyncZod = async (app) => {
   const { principals } = app.ioasd;
   app.addHook('preHandler', adminOnly);
   const tag = 'principals';
+  const principalOut = views(app.ioasd).principal;
 
   app.get(
     '/principals',
