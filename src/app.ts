@@ -2,6 +2,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { bootstrap, type BootstrapOptions, type Services } from './bootstrap.js';
 import { registerErrorHandling } from './http/errors.js';
+import { eventStateRenderer } from './http/event-state.js';
+import { events, type EventOptions } from './http/plugins/events.js';
 import { leaseReaper } from './http/plugins/lease-reaper.js';
 import { metrics } from './http/plugins/metrics.js';
 import { openapiPlugin } from './http/plugins/openapi.js';
@@ -13,6 +15,8 @@ export interface AppOptions extends BootstrapOptions {
   logger?: FastifyBaseLogger;
   /** How often expired leases are looked for (default every second; 0 turns the timer off for tests). */
   leaseCheckMs?: number;
+  /** Event log retention, keep-alive and sweep intervals. */
+  events?: EventOptions;
 }
 
 declare module 'fastify' {
@@ -45,6 +49,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await openapiPlugin(app);
   await metrics(app);
   echoRequestId(app);
+  services.tx.renderStateWith(eventStateRenderer(services));
+  await events(app, options.events);
   leaseReaper(app, options.leaseCheckMs ?? 1000);
   await routes(app);
   return app;

@@ -1,5 +1,6 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { checkInvariants, type CheckReport } from './core/check.js';
 import { createCore, type Core } from './core/core.js';
 import type { PolicyName, Topology } from './core/model.js';
 import { fromDocument, topologyOut, type TopologyDocument } from './schemas/topology.js';
@@ -29,6 +30,8 @@ export interface Services extends Core {
   store: SqliteStore;
   /** Where the generated admin token was written on this start, if it was. */
   adminTokenFile: string | null;
+  /** Every invariant over memory and the database (GET /v1/system/check). */
+  check(): CheckReport;
 }
 
 /**
@@ -39,7 +42,8 @@ export function bootstrap(options: BootstrapOptions): Services {
   const { db } = openDatabase(options.db);
   try {
     const store = sqliteStore(db);
-    const core = createCore(store, { ioasidRange: options.ioasidRange, now: options.now ?? Date.now, secrets: nodeSecrets });
+    const coreOptions = { ioasidRange: options.ioasidRange, now: options.now ?? Date.now, secrets: nodeSecrets };
+    const core = createCore(store, coreOptions);
     const { inventory, engine, principals, contexts } = core;
     if (options.topology) {
       // A document without iommu keeps the current capabilities, or on a new database the demo's
@@ -65,7 +69,7 @@ export function bootstrap(options: BootstrapOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     contexts.reapExpired();
-    return { ...core, db, store, adminTokenFile };
+    return { ...core, db, store, adminTokenFile, check: () => checkInvariants(core, () => createCore(store, coreOptions), store) };
   } catch (err) {
     db.close();
     throw err;

@@ -3,6 +3,7 @@ import { fail } from './errors.js';
 import type { Context, ContextRecord } from './model.js';
 import type { ObjectTable } from './objects.js';
 import type { ContextPort } from './ports.js';
+import type { QuotaBook } from './quotas.js';
 import type { Tx, UndoLog } from './tx.js';
 
 export interface NewContext {
@@ -13,6 +14,7 @@ export interface NewContext {
 export interface ContextDeps {
   port: ContextPort;
   tx: Tx;
+  quotas: QuotaBook;
   objects: ObjectTable;
   /** Epoch milliseconds. */
   now: () => number;
@@ -34,7 +36,8 @@ export class Contexts {
   }
 
   create(caller: Caller, input: NewContext): Context {
-    const { tx, port, objects, now, newId } = this.deps;
+    const { tx, port, objects, now, newId, quotas } = this.deps;
+    quotas.assertContextRoom(caller.id, this.heldBy(caller.id));
     return tx.run(
       (undo) => {
         const at = now();
@@ -52,6 +55,13 @@ export class Contexts {
       },
       { actor: caller.id, action: 'context.create', target: (c) => `context:${c.id}` },
     );
+  }
+
+  /** How many contexts a principal holds. */
+  heldBy(principalId: string): number {
+    let n = 0;
+    for (const c of this.deps.objects.all('context').values()) if (c.principalId === principalId) n++;
+    return n;
   }
 
   list(caller: Caller): Context[] {

@@ -47,7 +47,7 @@ export function createCore(store: Store, options: CoreOptions): Core {
   // ioas and hwpt ids share one space; the stored ones are taken before anything new is made.
   const ids = new IoasidAllocator(range.min, range.max, [...store.listIoas().map((r) => r.id), ...store.listHwpts().map((h) => h.id)]);
   const mappings = new Mappings({ port: store, tx, objects, quotas, policy: () => store.getPolicy() ?? 'device-first' });
-  const contexts = new Contexts({ port: store, tx, objects, now, newId: secrets.newId });
+  const contexts = new Contexts({ port: store, tx, objects, quotas, now, newId: secrets.newId });
   const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now });
   const state = new OwnershipState(objects, store);
   const engine = new PolicyEngine(

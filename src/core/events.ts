@@ -83,6 +83,10 @@ export function effectsOf(events: readonly CoreEvent[]): Effect[] {
         });
         break;
       }
+      case 'policy.changed':
+      case 'topology.imported':
+        out.push({ kind: e.type.replace('.', '-'), ...d });
+        break;
       default:
         out.push({ kind: e.type.replace('.', '-'), [`${e.object.kind}Id`]: e.object.id, ...d });
     }

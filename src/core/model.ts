@@ -64,6 +64,8 @@ export interface Quotas {
   maxMappings: number;
   maxPinnedBytes: bigint;
   maxPasids: number;
+  /** Contexts a principal may hold at once (SPEC 10). */
+  maxContexts: number;
 }
 
 export interface Principal {

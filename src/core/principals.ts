@@ -11,6 +11,7 @@ export const DEFAULT_QUOTAS: Quotas = {
   maxMappings: 65535,
   maxPinnedBytes: U64_MAX,
   maxPasids: 1024,
+  maxContexts: 1024,
 };
 
 export interface NewPrincipal {

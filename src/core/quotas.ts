@@ -29,6 +29,12 @@ export class QuotaBook {
     return { ...this.usageOf(principalId) };
   }
 
+  /** maxContexts: `held` contexts already; one more past the quota is ENOSPC. */
+  assertContextRoom(principalId: string, held: number): void {
+    const max = this.quotasOf(principalId).maxContexts;
+    if (held + 1 > max) fail('ENOSPC', `maxContexts quota of ${max} reached`);
+  }
+
   /** maxIoas: one more address space past it is ENOSPC. */
   assertIoasRoom(principalId: string): void {
     const max = this.quotasOf(principalId).maxIoas;

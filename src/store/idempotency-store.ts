@@ -34,7 +34,9 @@ export const idempotencyCodec = {
 export function idempotencyStore(db: Db): IdempotencyPort {
   const get = db.prepare('SELECT principal_id, key, digest, status, body, created_at FROM idempotency WHERE principal_id = ? AND key = ?');
   const put = db.prepare(`INSERT INTO idempotency (principal_id, key, digest, status, body, created_at)
-    VALUES (@principal_id, @key, @digest, @status, @body, @created_at)`);
+    VALUES (@principal_id, @key, @digest, @status, @body, @created_at)
+    ON CONFLICT (principal_id, key) DO UPDATE SET digest = excluded.digest, status = excluded.status, body = excluded.body,
+      created_at = excluded.created_at`);
   const expire = db.prepare('DELETE FROM idempotency WHERE created_at < ?');
   return {
     getIdempotency(principalId, key) {

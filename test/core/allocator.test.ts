@@ -141,7 +141,7 @@ describe('contexts and address spaces', () => {
 
 describe('quotas', () => {
   const quota = (f: CoreFixture, q: Partial<{ maxIoas: number; maxMappings: number; maxPinnedBytes: bigint }>) =>
-    f.quotas.set('alice', { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: U64_MAX, maxPasids: 1024, ...q });
+    f.quotas.set('alice', { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: U64_MAX, maxPasids: 1024, maxContexts: 1024, ...q });
 
   it('maxIoas: ENOSPC past it', () => {
     const f = coreFixture();

@@ -202,7 +202,7 @@ async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
   const db = join(dir, `own-${run++}.db`);
   let app = await buildApp({ db, policy, adminToken: 'prop-admin-token-0123456789', leaseCheckMs: 0 });
   for (const pr of PRINCIPALS) {
-    app.ioasd.store.insertPrincipal({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10 }, createdAt: 'now', tokenHash: `h-${pr.id}` });
+    app.ioasd.store.insertPrincipal({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10, maxContexts: 100 }, createdAt: 'now', tokenHash: `h-${pr.id}` });
   }
   const contexts: string[][] = PRINCIPALS.map(() => []);
   let done = 0;

@@ -56,7 +56,7 @@ describe('type1v2 map', () => {
     });
 
     it('past maxMappings: ENOSPC (checked after overlap, before the aperture, as dma_avail is)', () => {
-      f.quotas.set('alice', { maxIoas: 10, maxMappings: 2, maxPinnedBytes: U64_MAX, maxPasids: 0 });
+      f.quotas.set('alice', { maxIoas: 10, maxMappings: 2, maxPinnedBytes: U64_MAX, maxPasids: 0, maxContexts: 1024 });
       map(P, P);
       map(2n * P, P);
       expect(errnoOf(() => map(3n * P, P))).toBe('ENOSPC');

@@ -68,14 +68,14 @@ export class PolicyEngine {
     return this.deviceFirstPolicy.hwpts;
   }
 
-  /** PUT /system/policy: refused EBUSY, with blockers, while any group is open or any device bound. */
-  setPolicy(caller: Caller | null, policy: PolicyName, dryRun = false): PolicySwitch {
+  /** PUT /system/policy: refused EBUSY, with blockers, while any group is open or any device bound (a dry run is Tx.dryRun of it). */
+  setPolicy(caller: Caller | null, policy: PolicyName): PolicySwitch {
     const previous = this.policy;
     const blockers = previous === policy ? [] : this.deps.state.holdings(caller);
     if (blockers.length > 0) {
       fail('EBUSY', `the policy cannot change while ${blockers.length} group(s) or device(s) are held`, { blockers });
     }
-    if (dryRun || previous === policy) return { policy, previous, changed: false, dryRun };
+    if (previous === policy) return { policy, previous, changed: false, dryRun: false };
     this.deps.tx.run(
       () => {
         this.system.setPolicy(policy);
@@ -83,6 +83,6 @@ export class PolicyEngine {
       },
       { actor: caller?.id ?? null, action: 'system.policy', target: `policy:${policy}` },
     );
-    return { policy, previous, changed: true, dryRun };
+    return { policy, previous, changed: true, dryRun: false };
   }
 }

@@ -5,6 +5,7 @@ import { actor, adminOnly, caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
 import { views } from '../views.js';
 
@@ -33,10 +34,11 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'addDevice', 'Hot-plug a device; a group it names that does not exist is created (admin)'),
         body: DeviceInput,
+        headers: IdempotencyHeaders,
         response: { 201: DeviceOutput, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(deviceOut(inventory.addDevice(toDevice(request.body), actor(request)))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: deviceOut(inventory.addDevice(toDevice(request.body), actor(request))) })),
   );
 
   app.get(
@@ -54,13 +56,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteDevice', 'Hot-unplug a device and the VFs or mdevs it parents (admin)'),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
       },
     },
-    async (request, reply) => {
-      inventory.deleteDevice(request.params.id, actor(request));
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        inventory.deleteDevice(request.params.id, actor(request));
+        return { status: 204 };
+      }),
   );
 
   app.put(
@@ -71,10 +76,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setDeviceDriver', 'Bind the device to another driver, like driverctl (admin)'),
         params: StringIdParams,
         body: SetDriverBody,
-        response: { 200: DeviceOutput, ...problemResponses(400, 401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([DeviceOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))) })),
   );
 
   app.post(
@@ -84,10 +91,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'bindDevice', `Bind a device to a context, claiming DMA ownership of its group ${df}`),
         params: StringIdParams,
         body: ContextRef,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)) })),
   );
 
   app.post(
@@ -96,13 +105,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'unbindDevice', `Unbind: PASIDs and the attachment go first; the last device out releases the group ${df}`),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request, reply) => {
-      engine.deviceFirst().unbind(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        engine.deviceFirst().unbind(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.post(
@@ -112,10 +124,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'attachDevice', `Attach a bound device (or one PASID of it) to an ioas or hwpt; replace swaps atomically ${df}`),
         params: StringIdParams,
         body: AttachBody,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)) })),
   );
 
   app.post(
@@ -125,9 +139,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'detachDevice', `Detach the device, or one PASID; not attached is a no-op ${df}`),
         params: StringIdParams,
         body: DetachBody,
+        headers: IdempotencyHeaders,
         response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)) })),
   );
 };

@@ -5,6 +5,7 @@ import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { HwptBody, HwptIdParams, HwptOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
+import { IdempotencyHeaders, mutate } from '../mutation.js';
 import { views } from '../views.js';
 
 /** Hardware page tables (device-first): automatic ones appear with attachments; manual ones are allocated here. */
@@ -25,6 +26,7 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'allocHwpt', 'Allocate a paging hwpt on an ioas, or a nested hwpt on a nestParent hwpt (device-first)'),
         body: HwptBody,
+        headers: IdempotencyHeaders,
         response: { 201: HwptOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
@@ -33,8 +35,7 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       const given = [ptId, ioasId, parentId].filter((x) => x !== undefined);
       if (given.length !== 1) fail('EINVAL', 'give exactly one of ptId, ioasId or parentId', { problems: [{ path: 'body.ptId', message: 'exactly one of ptId, ioasId, parentId' }] });
       engine.deviceFirst();
-      const hwpt = engine.hwpts.alloc(caller(request), { ...rest, ptId: given[0]! });
-      return reply.code(201).send(out(hwpt));
+      return mutate(request, reply, () => ({ status: 201, body: out(engine.hwpts.alloc(caller(request), { ...rest, ptId: given[0]! })) }));
     },
   );
 
@@ -50,13 +51,16 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteHwpt', 'Destroy a hwpt; EBUSY while devices, PASIDs or nested children use it (device-first)'),
         params: HwptIdParams,
+        headers: IdempotencyHeaders,
         response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
     async (request, reply) => {
       engine.deviceFirst();
-      engine.hwpts.delete(caller(request), request.params.id);
-      return reply.code(204).send();
+      return mutate(request, reply, () => {
+        engine.hwpts.delete(caller(request), request.params.id);
+        return { status: 204 };
+      });
     },
   );
 };

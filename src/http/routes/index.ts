@@ -3,6 +3,7 @@ import { requireAuthentication } from '../auth.js';
 import { auditRoutes } from './audit.js';
 import { contextRoutes } from './contexts.js';
 import { deviceRoutes } from './devices.js';
+import { eventRoutes } from './events.js';
 import { groupRoutes } from './groups.js';
 import { healthRoutes } from './health.js';
 import { hwptRoutes } from './hwpts.js';
@@ -26,6 +27,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await v1.register(contextRoutes);
       await v1.register(ioasRoutes);
       await v1.register(hwptRoutes);
+      await v1.register(eventRoutes);
     },
     { prefix: '/v1' },
   );

@@ -23,6 +23,7 @@ import {
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { views } from '../views.js';
 
 /** I/O address spaces and their DMA mappings (SPEC 5). */
@@ -51,10 +52,11 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'createIoas', 'Allocate an address space (an IOASID) in a context'),
         body: CreateIoasBody,
+        headers: IdempotencyHeaders,
         response: { 201: IoasOutput, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(ioasOut(ioas.create(caller(request), request.body.contextId))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: ioasOut(ioas.create(caller(request), request.body.contextId)) })),
   );
 
   app.get(
@@ -69,13 +71,16 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteIoas', 'Destroy an address space and its mappings; EBUSY while a device, group or hwpt uses it'),
         params,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => {
-      ioas.destroy(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        ioas.destroy(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.get(
@@ -100,10 +105,12 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setAllowedRanges', 'Replace the allowed IOVA ranges for allocation (empty clears them; device-first)'),
         params,
         body: RangesBody,
+        headers: IdempotencyHeaders,
         response: { 200: AllowedRangesReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => ({ ranges: mappings.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) }),
+    async (request, reply) =>
+      mutate(request, reply, () => ({ status: 200, body: { ranges: mappings.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) } })),
   );
 
   app.get(
@@ -129,10 +136,11 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'map', 'Map user memory at a fixed or allocated IOVA'),
         params,
         body: MapBody,
+        headers: IdempotencyHeaders,
         response: { 201: MappingOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request, reply) => reply.code(201).send(mappingOut(mappings.map(caller(request), request.params.id, request.body))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: mappingOut(mappings.map(caller(request), request.params.id, request.body)) })),
   );
 
   app.post(
@@ -142,11 +150,12 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'mapBatch', 'Map several areas, all or nothing'),
         params,
         body: MapBatchBody,
+        headers: IdempotencyHeaders,
         response: { 201: MapBatchReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
     async (request, reply) =>
-      reply.code(201).send({ mappings: mappings.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) }),
+      mutate(request, reply, () => ({ status: 201, body: { mappings: mappings.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) } })),
   );
 
   app.post(
@@ -156,10 +165,11 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'unmap', 'Unmap whole mappings in a range, or all'),
         params,
         body: UnmapBody,
+        headers: IdempotencyHeaders,
         response: { 200: UnmapReply, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request) => ({ unmappedBytes: hex(mappings.unmap(caller(request), request.params.id, request.body)) }),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: { unmappedBytes: hex(mappings.unmap(caller(request), request.params.id, request.body)) } })),
   );
 
   app.post(
@@ -169,12 +179,14 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'copy', 'Map what another address space maps at a range into this one (device-first)'),
         params,
         body: CopyBody,
+        headers: IdempotencyHeaders,
         response: { 201: CopyReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request, reply) => {
-      const pieces = mappings.copy(caller(request), request.params.id, request.body);
-      return reply.code(201).send({ iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) });
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        const pieces = mappings.copy(caller(request), request.params.id, request.body);
+        return { status: 201, body: { iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) } };
+      }),
   );
 };

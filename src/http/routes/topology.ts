@@ -4,6 +4,8 @@ import { actor, adminOnly } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { TopologyQuery } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
+import { DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
+import { z } from 'zod';
 
 /** Export and import of the whole inventory (admin). */
 export const topologyRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -26,12 +28,13 @@ export const topologyRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op('topology', 'putTopology', 'Import a topology document, all or nothing: replace (default) or ?mode=merge (admin)'),
         querystring: TopologyQuery,
         body: TopologyInput,
-        response: { 200: TopologyOutput, ...problemResponses(400, 401, 403, 409) },
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([TopologyOutput, DryRunReply]), ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const parsed = fromDocument(request.body, store.getIommu());
-      return topologyOut(inventory.import({ ...parsed, mode: request.query.mode }, actor(request)));
+      return mutate(request, reply, () => ({ status: 200, body: topologyOut(inventory.import({ ...parsed, mode: request.query.mode }, actor(request))) }));
     },
   );
 };
