@@ -129,8 +129,8 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
 }
 
 /** Every object as canonical text: its fields, what it uses and who uses it; an ioas with its mappings and domains. */
-function snapshot(core: Core): Map<string, string> {
-  const out = new Map<string, string>();
+export function snapshot(core: Core): Map<string, string> {
+  const entries: [string, string][] = [];
   const ref = (o: CoreObject) => `${o.type}:${o.id}`;
   const types = ['context', 'ioas', 'hwpt', 'group-hold', 'device-open', 'binding', 'attachment', 'pasid-attachment'] as const;
   for (const type of types) {
@@ -150,8 +150,9 @@ function snapshot(core: Core): Map<string, string> {
         fields.reserved = space.reserved;
         fields.allowed = space.allowed;
       }
-      out.set(ref(o), JSON.stringify(fields, (_, x: unknown) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x)));
+      entries.push([ref(o), JSON.stringify(fields, (_, x: unknown) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x))]);
     }
   }
-  return out;
+  // Sorted: the order objects were made in is not state.
+  return new Map(entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }

@@ -94,9 +94,12 @@ export class ObjectTable {
     return obj;
   }
 
-  /** Objects of a type visible to the caller. */
+  /**
+   * Objects of a type visible to the caller, in id order (not insertion order, which an undone
+   * destroy changes: a listing must not differ after a refused change or a dry run).
+   */
   visible<K extends ObjectType>(caller: Caller, type: K): ObjectTypes[K][] {
-    return [...this.byType[type].values()].filter((o) => visibleTo(caller, o));
+    return [...this.byType[type].values()].filter((o) => visibleTo(caller, o)).sort((a, b) => compareIds(a.id, b.id));
   }
 
   /** Every object a context owns (the context itself included). */

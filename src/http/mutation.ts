@@ -65,8 +65,8 @@ export function mutate(
   let digest = '';
   if (typeof key === 'string') {
     digest = createHash('sha256')
-      .update(`${request.method}\n${request.url}\n${JSON.stringify(request.body ?? null)}`)
-      .digest('hex');
+      .update(`${request.method}\n${request.url}\n${JSON.stringify(request.body ?? null, (_, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`)
+      .digest('hex'); // over the parsed body: the same values written differently (0x1000, 4096) are the same request
     const first = store.getIdempotency(principalId, key);
     if (first && first.createdAt > Date.now() - KEY_LIFETIME_MS) {
       if (first.digest !== digest) {

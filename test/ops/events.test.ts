@@ -6,13 +6,17 @@ import { buildApp, type App, type AppOptions } from '../../src/app.js';
 import { ADMIN_TOKEN } from '../helpers.js';
 import { SseClient } from './sse-client.js';
 
+/** A JSON answer or event data, read loosely in assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Data = any;
+
 const VF = '0000:02:01.0'; // tenant-a, alone in group 3
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function server(options: Partial<AppOptions> = {}): Promise<{ app: App; url: string; call: (token: string, method: string, path: string, body?: unknown) => Promise<{ status: number; json: any }> }> {
+async function server(options: Partial<AppOptions> = {}): Promise<{ app: App; url: string; call: (token: string, method: string, path: string, body?: unknown) => Promise<{ status: number; json: Data }> }> {
   const app = await buildApp({ db: ':memory:', adminToken: ADMIN_TOKEN, leaseCheckMs: 0, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address() as { port: number };
@@ -55,16 +59,16 @@ describe('GET /v1/events', () => {
     const seqs = sse.messages.map((m) => Number(m.id));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(seqs).size).toBe(seqs.length);
-    const first = sse.messages[0]!.data as any;
+    const first = sse.messages[0]!.data as Data;
     expect(first).toMatchObject({ seq: seqs[0], type: 'context.created', object: { kind: 'context', id: ctx }, state: { id: ctx, name: 'vm' } });
     expect(typeof first.at).toBe('string');
-    expect((sse.messages[1]!.data as any).state).toMatchObject({ id: ioas, contextId: ctx });
-    expect(sse.events('mapping.created').map((m) => (m.data as any).state.iova)).toEqual(['0x100000', '0x200000', '0x300000']);
+    expect((sse.messages[1]!.data as Data).state).toMatchObject({ id: ioas, contextId: ctx });
+    expect(sse.events('mapping.created').map((m) => (m.data as Data).state.iova)).toEqual(['0x100000', '0x200000', '0x300000']);
     // A delete is one event per object gone, state null.
     expect((await call(alice.token, 'DELETE', `/v1/contexts/${ctx}`)).status).toBe(204);
     await sse.until(() => sse.events('context.deleted').length === 1);
     expect(sse.events('mapping.removed')).toHaveLength(3);
-    expect(sse.events('ioas.deleted').map((m) => (m.data as any).state)).toEqual([null]);
+    expect(sse.events('ioas.deleted').map((m) => (m.data as Data).state)).toEqual([null]);
   });
 
   it('shows a user its own objects and the inventory, with other owners as "other"; an admin everything', async () => {
@@ -79,8 +83,8 @@ describe('GET /v1/events', () => {
     await bobs.until(() => bobs.events('group.claimed').length === 1);
     expect(bobs.events('context.created')).toEqual([]);
     expect(bobs.events('device.bound')).toEqual([]);
-    expect((bobs.events('group.claimed')[0]!.data as any).state).toMatchObject({ id: 3, owner: 'other' });
-    expect((admins.events('group.claimed')[0]!.data as any).state).toMatchObject({ id: 3, owner: ctx });
+    expect((bobs.events('group.claimed')[0]!.data as Data).state).toMatchObject({ id: 3, owner: 'other' });
+    expect((admins.events('group.claimed')[0]!.data as Data).state).toMatchObject({ id: 3, owner: ctx });
     expect(admins.events().map((m) => m.event)).toEqual(expect.arrayContaining(['context.created', 'group.claimed', 'device.bound']));
     // Principals are admins' business.
     await user(call, 'carol', []);
@@ -107,7 +111,7 @@ describe('GET /v1/events', () => {
     const ctx2 = (await s.call(ADMIN_TOKEN, 'POST', '/v1/contexts', {})).json.id as string;
     const resumed = await stream(s.url, ADMIN_TOKEN, { 'last-event-id': seen });
     await resumed.until(() => resumed.events('context.created').length === 1);
-    expect(resumed.events('context.created').map((m) => (m.data as any).object.id)).toEqual([ctx2]);
+    expect(resumed.events('context.created').map((m) => (m.data as Data).object.id)).toEqual([ctx2]);
     expect(Number(resumed.messages[0]!.id)).toBe(Number(seen) + 1);
     expect(ctx1).not.toBe(ctx2);
 
