@@ -6,6 +6,7 @@ import { ContextOutput, CreateContextBody, RenewContextBody } from '../schemas/a
 import { problemResponses } from '../schemas/problem.js';
 import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { views } from '../views.js';
+import { absentBodyIsEmptyObject } from '../empty-body.js';
 
 /** Contexts: the unit of ownership, like an open /dev/iommu or container file descriptor. */
 export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -22,6 +23,7 @@ export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/contexts',
     {
+      ...absentBodyIsEmptyObject,
       schema: {
         ...op(tag, 'createContext', 'Open a context, optionally with a lease that must be renewed'),
         body: CreateContextBody,
@@ -59,6 +61,7 @@ export const contextRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/contexts/:id/renew',
     {
+      ...absentBodyIsEmptyObject,
       schema: {
         ...op(tag, 'renewContext', 'Extend the lease from now (optionally with a new length)'),
         params: StringIdParams,

@@ -8,6 +8,7 @@ import { problemResponses } from '../schemas/problem.js';
 import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
 import { views } from '../views.js';
+import { absentBodyIsEmptyObject } from '../empty-body.js';
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
@@ -135,6 +136,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/devices/:id/detach',
     {
+      ...absentBodyIsEmptyObject,
       schema: {
         ...op(tag, 'detachDevice', `Detach the device, or one PASID; not attached is a no-op ${df}`),
         params: StringIdParams,
