@@ -96,7 +96,9 @@ export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
         leave();
       });
       reply.sse.sendHeaders();
-      reply.raw.write(': connected\n\n');
+      // The position the stream starts from, as an id without data (EventSource keeps it as its last
+      // event id): a client dropped before any event resumes from here instead of missing the gap.
+      reply.raw.write(`: connected\nid: ${cursor}\n\n`);
       await pump();
     },
   );
