@@ -9,12 +9,14 @@ import { healthRoutes } from './health.js';
 import { hwptRoutes } from './hwpts.js';
 import { ioasRoutes } from './ioas.js';
 import { principalRoutes } from './principals.js';
+import { rootRoutes } from './root.js';
 import { systemRoutes } from './system.js';
 import { topologyRoutes } from './topology.js';
 
 /** Every route, in a fixed order: health outside /v1, then one plugin per resource behind bearer auth. */
 export async function routes(app: FastifyInstance): Promise<void> {
   await app.register(healthRoutes);
+  await app.register(rootRoutes);
   await app.register(
     async (v1) => {
       requireAuthentication(v1);
