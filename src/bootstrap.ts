@@ -8,6 +8,7 @@ import { MEMORY, openDatabase, type Db } from './store/database.js';
 import { nodeSecrets } from './store/secrets.js';
 import { sqliteStore, type SqliteStore } from './store/sqlite-store.js';
 import { demoTopology } from './topology/demo.js';
+import { policyRefused } from './startup.js';
 
 export interface BootstrapOptions {
   /** SQLite file, or ":memory:" (tests). */
@@ -59,7 +60,13 @@ export function bootstrap(options: BootstrapOptions): Services {
     // An explicit --policy applies like PUT /system/policy (refused while anything is held); without
     // one, the policy in force survives the restart.
     if (!store.getPolicy()) store.setPolicy(options.policy ?? 'device-first');
-    else if (options.policy) engine.setPolicy(null, options.policy);
+    else if (options.policy) {
+      try {
+        engine.setPolicy(null, options.policy);
+      } catch (err) {
+        throw policyRefused(err, options.policy, store.getPolicy() ?? null);
+      }
+    }
 
     const admin = principals.ensureBootstrapAdmin(options.adminToken, new Date().toISOString());
     let adminTokenFile: string | null = null;

@@ -7,9 +7,16 @@ import type { TopologyDocument } from './schemas/topology.js';
 import { DatabaseLockedError } from './store/database.js';
 import { readTopologyFile } from './topology/file.js';
 import { readSysfsTopology } from './topology/sysfs.js';
+import { listenFailed, noteStartFiles, publicUrl, readyLine, removeNewFiles, StartError, topologyRefused } from './startup.js';
 
 function loadTopology(config: Config): TopologyDocument | undefined {
-  if (config.topology !== undefined) return readTopologyFile(config.topology);
+  if (config.topology !== undefined) {
+    try {
+      return readTopologyFile(config.topology);
+    } catch (err) {
+      throw topologyRefused(err);
+    }
+  }
   if (config.sysfs !== undefined) {
     const doc = readSysfsTopology(config.sysfs);
     // A host without an enabled IOMMU has no groups: nothing could be handed out safely.
@@ -58,27 +65,52 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config.logLevel);
-  let app: App;
+  const refuse = (err: unknown): never => {
+    const message = (err as Error).message;
+    logger.fatal(message);
+    process.stderr.write(`ioasd: ${message}\n`);
+    process.exit(1);
+  };
+  const expected = (err: unknown) => err instanceof StartError || err instanceof DatabaseLockedError || err instanceof IoasdError;
+  let topology: TopologyDocument | undefined;
+  try {
+    // Read before the database is opened: a broken document leaves nothing behind.
+    topology = loadTopology(config);
+  } catch (err) {
+    if (expected(err)) refuse(err);
+    throw err;
+  }
+  // A start refused after the database was opened removes what it created (database, token file).
+  const before = noteStartFiles(config.db);
+  let app: App | undefined;
   try {
     app = await buildApp({
       db: config.db,
       policy: config.policy,
-      topology: loadTopology(config),
+      topology,
       adminToken: config.adminToken,
       ioasidRange: config.ioasidRange,
       logger,
     });
-  } catch (err) {
-    if (err instanceof DatabaseLockedError || err instanceof IoasdError) {
-      logger.fatal(err.message);
-      process.stderr.write(`ioasd: ${err.message}\n`);
-      process.exit(1);
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      throw listenFailed(err, config.host, config.port);
     }
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    if (!(err instanceof DatabaseLockedError)) removeNewFiles(config.db, before);
+    if (expected(err)) refuse(err);
     throw err;
   }
   handleSignals(app);
-  await app.listen({ host: config.host, port: config.port });
-  app.log.info({ db: config.db, policy: app.ioasd.store.getPolicy() }, 'ioasd ready');
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = publicUrl(config.host, port);
+  app.log.info(
+    { db: config.db, policy: app.ioasd.store.getPolicy(), url },
+    readyLine({ url, allAddresses: config.host === '0.0.0.0' || config.host === '::', db: config.db, tokenWritten: app.ioasd.adminTokenFile, fixedToken: config.adminToken !== undefined }),
+  );
 }
 
 await main();
