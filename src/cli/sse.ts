@@ -20,6 +20,7 @@ export class SseParser {
   private data: string[] = [];
   private event = '';
   private first = true;
+  private afterCr = false;
 
   constructor(
     private readonly onMessage: (m: SseMessage) => void,
@@ -31,6 +32,10 @@ export class SseParser {
       this.first = false;
       if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
     }
+    if (chunk === '') return;
+    // A CR that ended the previous chunk may be the first half of a CRLF: skip its LF.
+    if (this.afterCr && chunk.startsWith('\n')) chunk = chunk.slice(1);
+    this.afterCr = false;
     this.buffer += chunk;
     let start = 0;
     for (;;) {
@@ -43,10 +48,10 @@ export class SseParser {
         }
       }
       if (end < 0) break;
-      // A CR at the very end may be the first half of a CRLF: wait for the next chunk.
-      if (this.buffer.charCodeAt(end) === 13 && end === this.buffer.length - 1) break;
       const line = this.buffer.slice(start, end);
-      start = end + (this.buffer.charCodeAt(end) === 13 && this.buffer.charCodeAt(end + 1) === 10 ? 2 : 1);
+      const cr = this.buffer.charCodeAt(end) === 13;
+      if (cr && end === this.buffer.length - 1) this.afterCr = true;
+      start = end + (cr && this.buffer.charCodeAt(end + 1) === 10 ? 2 : 1);
       this.line(line);
     }
     this.buffer = this.buffer.slice(start);
