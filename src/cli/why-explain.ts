@@ -203,7 +203,7 @@ export function explain(f: WhyFacts): WhyReport {
       (/label/.test(b.reason) && blockers.some((x) => x.code === 'label' && x.id === b.id));
     const already = /already (bound|open in this context)/.test(f.dryRun.detail ?? '');
     if (already && (alreadyYours || g?.owner === f.contextId)) alreadyYours = true;
-    else {
+    else if (!alreadyYours) {
       const extra = (f.dryRun.blockers ?? []).filter((b) => !known(b));
       for (const b of extra) {
         add({ code: 'refused', kind: b.kind, id: b.id, explanation: `${b.kind} ${b.id}: ${b.reason}${b.owner ? ` (owner ${b.owner})` : ''}.`, fix: 'see the refusal below.' });
@@ -215,7 +215,8 @@ export function explain(f: WhyFacts): WhyReport {
   }
 
   const next: string[] = [];
-  const canTake = alreadyYours || (!refused && blockers.length === 0);
+  // Holding the group is not enough under group-first: the container claim checks the drivers again.
+  const canTake = blockers.length === 0 && (alreadyYours || !refused);
   if (canTake && !alreadyYours && g) {
     if (f.policy === 'group-first') {
       next.push(`ioasctl groups open ${g.id} ${ctxFlag}`, `ioasctl groups set-container ${g.id} <ioas of that context>`, `ioasctl groups open-device ${g.id} ${dev.id}`);
@@ -234,7 +235,7 @@ export function explain(f: WhyFacts): WhyReport {
     canTake,
     alreadyYours,
     next,
-    blockers: alreadyYours ? [] : blockers,
+    blockers,
     warnings,
     dryRun: f.dryRun,
   };
@@ -248,7 +249,7 @@ export function whyText(r: WhyReport, f: WhyFacts): string {
   const lines = [
     `${name(dev, dev.id)}: ${dev.kind} on ${dev.driver}, label ${dev.label ?? 'none'}, in ${where}; policy ${r.policy}; you are ${r.principal.name} (clearances: ${r.principal.clearances.join(', ') || 'none'}).`,
   ];
-  if (r.alreadyYours) lines.push(`yes: you hold ${dev.id} already: its group is held by your context ${r.contextId}.`);
+  if (r.alreadyYours && r.canTake) lines.push(`yes: you hold ${dev.id} already: its group is held by your context ${r.contextId}.`);
   else if (r.canTake) {
     lines.push(`yes: ${r.principal.name} can take ${dev.id} now:`);
     for (const n of r.next) lines.push(`  ${n}`);
@@ -257,7 +258,8 @@ export function whyText(r: WhyReport, f: WhyFacts): string {
       lines.push(`  it would: ${String(kind)} ${Object.entries(rest).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join(' ')}`);
     }
   } else {
-    lines.push(`no: ${r.principal.name} cannot take ${dev.id} now. ${r.blockers.length} blocker${r.blockers.length === 1 ? '' : 's'}:`);
+    const held = r.alreadyYours ? ` Your context ${r.contextId} holds group ${String(r.groupId)}, but cannot claim it yet.` : '';
+    lines.push(`no: ${r.principal.name} cannot take ${dev.id} now.${held} ${r.blockers.length} blocker${r.blockers.length === 1 ? '' : 's'}:`);
     r.blockers.forEach((b, i) => {
       lines.push(`  ${i + 1}. ${b.explanation}`);
       lines.push(`     fix: ${b.fix}`);

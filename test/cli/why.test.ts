@@ -69,9 +69,16 @@ describe('ioasctl why', () => {
     expect(r.code).toBe(5);
     expect(r.report).toMatchObject({ canTake: false, dryRun: { request: 'POST /v1/groups/1/open?dryRun=true', status: 200 } });
     expect(r.report.blockers.map((b) => [b.code, b.id])).toEqual([['kernel-driver', '0000:01:00.1']]);
+    // Holding the group open is not holding its DMA: the claim still needs the audio function off its driver.
+    const ctx = ((await server.api(alice.token, 'POST', '/v1/contexts', {})).body as { id: string }).id;
+    expect((await server.api(alice.token, 'POST', '/v1/groups/1/open', { contextId: ctx })).status).toBe(200);
+    const held = await why(server, alice.token, '0000:01:00.0');
+    expect(held.code).toBe(5);
+    expect(held.report).toMatchObject({ canTake: false, alreadyYours: true, contextId: ctx });
+    expect(held.text).toContain(`Your context ${ctx} holds group 1, but cannot claim it yet. 1 blocker:`);
     const free = await why(server, alice.token, '0000:02:01.0');
     expect(free.code).toBe(0);
-    expect(free.report.next).toEqual(['ioasctl groups open 3 --context <your context>', 'ioasctl groups set-container 3 <ioas of that context>', 'ioasctl groups open-device 3 0000:02:01.0']);
+    expect(free.report.next).toEqual([`ioasctl groups open 3 --context ${ctx}`, 'ioasctl groups set-container 3 <ioas of that context>', 'ioasctl groups open-device 3 0000:02:01.0']);
   });
 
   it('a device another principal owns: the owner shows as "other", and what would release it', async () => {
