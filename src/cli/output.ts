@@ -48,7 +48,7 @@ export function cell(v: unknown): string {
     if (entries.length === 0) return '-';
     if ('start' in v && 'last' in v && entries.length <= 3) return `${cell(v.start)}-${cell(v.last)}${v.type !== undefined ? ` ${cell(v.type)}` : ''}`;
     const value = (x: unknown): string =>
-      Array.isArray(x) && x.every((y) => !isRecord(y) && !Array.isArray(y)) ? x.map(cell).join(',') : isRecord(x) || Array.isArray(x) ? JSON.stringify(x) : cell(x);
+      Array.isArray(x) && x.length === 0 ? '-' : Array.isArray(x) && x.every((y) => !isRecord(y) && !Array.isArray(y)) ? x.map(cell).join(',') : isRecord(x) || Array.isArray(x) ? JSON.stringify(x) : cell(x);
     return entries.map(([k, x]) => `${k}=${value(x)}`).join(' ');
   }
   return String(v);
