@@ -50,6 +50,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Numbered .sql files read at start-up from <app>/migrations.
 COPY migrations ./migrations
+# The OpenAPI document ioasctl (dist/cli/ioasctl.js) builds its commands from.
+COPY openapi ./openapi
 
 # The DB and admin.token are written here. Create and chown it before VOLUME
 # so that a new named volume starts with this ownership.
