@@ -11,10 +11,12 @@ import { ioasRoutes } from './ioas.js';
 import { principalRoutes } from './principals.js';
 import { systemRoutes } from './system.js';
 import { topologyRoutes } from './topology.js';
+import { uiRoutes } from './ui.js';
 
-/** Every route, in a fixed order: health outside /v1, then one plugin per resource behind bearer auth. */
+/** Every route, in a fixed order: health and the topology page outside /v1, then one plugin per resource behind bearer auth. */
 export async function routes(app: FastifyInstance): Promise<void> {
   await app.register(healthRoutes);
+  await app.register(uiRoutes);
   await app.register(
     async (v1) => {
       requireAuthentication(v1);
