@@ -6,13 +6,14 @@
  */
 
 /**
- * Incremental text/event-stream parser: feed() it decoded text in any chunking, it answers the
- * complete events, `{id, event, data}`, in order. `id` is the last event id seen so far (it carries
- * over to later events without one, as the standard says).
+ * Incremental text/event-stream parser: feed() it decoded text in any chunking (lines end with CRLF,
+ * LF or CR), it answers the complete events, `{id, event, data}`, in order. `id` is the last event
+ * id seen so far (it carries over to later events without one, as the standard says).
  */
 export class SseParser {
   constructor() {
     this.buffer = '';
+    this.afterCR = false;
     this.lastEventId = '';
     this.retry = null;
     this.reset();
@@ -26,17 +27,24 @@ export class SseParser {
   /** Parses what `text` completes; a trailing partial line waits for the next chunk. */
   feed(text) {
     const out = [];
-    this.buffer += text;
-    // Lines end with CRLF, LF or CR; a CR at the very end may be the first half of a CRLF.
-    const re = /\r\n|\n|\r/g;
-    let start = 0;
-    let m;
-    while ((m = re.exec(this.buffer)) !== null) {
-      if (m[0] === '\r' && m.index === this.buffer.length - 1) break;
-      this.line(this.buffer.slice(start, m.index), out);
-      start = m.index + m[0].length;
+    const s = this.buffer + text;
+    if (s === '') return out;
+    let i = 0;
+    // The previous chunk ended with a CR: a LF starting this one is the rest of that CRLF.
+    if (this.afterCR && s.charCodeAt(0) === 10) i = 1;
+    this.afterCR = false;
+    let start = i;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      this.line(s.slice(start, i), out);
+      if (c === 13) {
+        if (i + 1 === s.length) this.afterCR = true;
+        else if (s.charCodeAt(i + 1) === 10) i++;
+      }
+      start = i + 1;
     }
-    this.buffer = this.buffer.slice(start);
+    this.buffer = s.slice(start);
     return out;
   }
 

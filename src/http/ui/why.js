@@ -25,6 +25,9 @@ export function isKernelDma(device) {
   return !isVirtual(device) && !USER_SAFE_DRIVERS.includes(device.driver);
 }
 
+/** A device id in a path: PCI addresses keep their colons, anything else is escaped. */
+const pathId = (id) => encodeURIComponent(id).replace(/%3A/gi, ':');
+
 /** What the API answered that the explanation cannot do without. */
 export class WhyError extends Error {
   constructor(what, res) {
@@ -41,7 +44,7 @@ export class WhyError extends Error {
  */
 export async function gatherFacts(api, deviceId, options = {}) {
   const [device, whoami, system, groups, devices, contexts] = await Promise.all([
-    api('GET', `/v1/devices/${encodeURIComponent(deviceId)}`),
+    api('GET', `/v1/devices/${pathId(deviceId)}`),
     api('GET', '/v1/whoami'),
     api('GET', '/v1/system'),
     api('GET', '/v1/groups'),
@@ -66,7 +69,7 @@ export async function gatherFacts(api, deviceId, options = {}) {
     const path =
       policy === 'group-first'
         ? `/v1/groups/${group.id}/open?dryRun=true`
-        : `/v1/devices/${encodeURIComponent(device.body.id)}/bind?dryRun=true`;
+        : `/v1/devices/${pathId(device.body.id)}/bind?dryRun=true`;
     const res = await api('POST', path, { contextId: context.id });
     dryRun = { method: 'POST', path, contextId: context.id, status: res.status, body: res.body };
   }
@@ -265,11 +268,11 @@ export function explain(facts) {
       ? `open group ${group.id} in ${context ? `context ${context.id}` : 'a context'}, put it in a container, then open the device`
       : `bind it to ${context ? `context ${context.id}` : 'a context'}`;
     summary = `You can take ${device.id}: ${how}.`;
-    if (ownedByMe) notes.push(`Your context ${group.owner} already holds group ${group.id}.`);
     if (members.length > 1 && !ownedByMe) {
       notes.push(`Taking it claims all of group ${group.id} (${members.map((d) => d.id).join(', ')}): nobody else can use those while you hold it.`);
     }
   }
+  if (ownedByMe && verdict !== 'yours') notes.push(`Your context ${group.owner} already holds group ${group.id}.`);
   return { deviceId: device.id, groupId: group ? group.id : null, policy, verdict, summary, blockers, warnings, notes, dryRun: dry };
 }
 
