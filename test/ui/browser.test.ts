@@ -89,6 +89,10 @@ describe.skipIf(!available)(available ? TITLE : `${TITLE}: SKIPPED, ${CHROMIUM} 
 
     await page.goto(`${base}/ui`);
     await page.getByRole('textbox', { name: 'Bearer token' }).waitFor();
+    // Before signing in only the form shows.
+    expect(await page.locator('#topology').isVisible()).toBe(false);
+    expect(await page.getByRole('button', { name: 'Forget token' }).isVisible()).toBe(false);
+    await page.screenshot({ path: join(ARTIFACTS, 'ui-0-sign-in.png') });
     // A wrong token is refused on the page, in words.
     await page.getByRole('textbox', { name: 'Bearer token' }).fill('not-a-valid-token-at-all');
     await page.getByRole('button', { name: 'Show topology' }).click();
@@ -140,6 +144,11 @@ describe.skipIf(!available)(available ? TITLE : `${TITLE}: SKIPPED, ${CHROMIUM} 
     await page.reload();
     await page.locator('#stream[data-state="live"]').waitFor();
     expect(await page.locator('#login').isHidden()).toBe(true);
+    // Forgetting the token signs out and clears it from the tab.
+    await page.getByRole('button', { name: 'Forget token' }).click();
+    await page.getByRole('textbox', { name: 'Bearer token' }).waitFor();
+    expect(await page.locator('#topology').isVisible()).toBe(false);
+    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }).sessionStorage.getItem('ioasd.token'))).toBeNull();
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -67,6 +67,12 @@ function showError(message) {
 function showLogin(message) {
   stopStream();
   state.token = null;
+  state.selected = null;
+  state.whyRun++;
+  const why = $('why-body');
+  delete why.dataset.device;
+  delete why.dataset.key;
+  why.replaceChildren(h('p', { class: 'help' }, 'No device selected.'));
   sessionStorage.removeItem(TOKEN_KEY);
   $('topology').hidden = true;
   $('session').hidden = true;
@@ -279,7 +285,7 @@ function groupBox(g) {
     h(
       'article',
       { 'aria-labelledby': title },
-      h('h3', { id: title }, `Group ${g.id}`, h('span', { class: 'group-kind' }, [g.kind, g.type].filter(Boolean).join(' · '))),
+      h('h3', { id: title }, `Group ${g.id}`, ' ', h('span', { class: 'group-kind' }, [g.kind, g.type].filter(Boolean).join(' · '))),
       h(
         'p',
         { class: 'badges' },
@@ -375,17 +381,26 @@ async function refreshWhy() {
   if (deviceId === null) return;
   const run = ++state.whyRun;
   const body = $('why-body');
-  if (!body.querySelector('.verdict')) body.replaceChildren(h('p', { class: 'help' }, `Asking about ${deviceId}…`));
+  if (body.dataset.device !== deviceId) {
+    body.dataset.device = deviceId;
+    delete body.dataset.key;
+    body.replaceChildren(h('p', { class: 'help' }, `Asking about ${deviceId}…`));
+  }
   let x;
   try {
     x = explain(await gatherFacts(api, deviceId));
   } catch (err) {
     if (run !== state.whyRun) return;
     if (err instanceof Unauthorized) return showLogin(`The token was refused: ${err.message}.`);
+    delete body.dataset.key;
     body.replaceChildren(h('p', { class: 'error' }, `Could not explain ${deviceId}: ${err.message}`));
     return;
   }
   if (run !== state.whyRun) return; // a newer question is on its way
+  // The same answer again (most events touch other groups) leaves the panel, and screen readers, alone.
+  const key = JSON.stringify(x);
+  if (body.dataset.key === key) return;
+  body.dataset.key = key;
   body.replaceChildren(renderExplanation(x));
 }
 
