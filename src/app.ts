@@ -45,6 +45,8 @@ export interface AppOptions {
   policy?: PolicyName;
   /** Inventory to load at start (from --topology or --sysfs); without it a new database gets the demo. */
   topology?: TopologyDocument;
+  /** Re-reads the host given with --sysfs, for POST /v1/topology/rescan (absent: no host to rescan). */
+  hostScan?: () => TopologyDocument;
   /** Fixed admin token (IOASD_ADMIN_TOKEN); otherwise one is generated on first start. */
   adminToken?: string;
   /** A pino logger (see {@link createLogger}); without one the app logs nothing (tests). */
@@ -66,6 +68,7 @@ export interface Services {
   engine: PolicyEngine;
   /** Where the generated admin token was written on this start, if it was. */
   adminTokenFile: string | null;
+  hostScan: (() => TopologyDocument) | null;
 }
 
 declare module 'fastify' {
@@ -223,7 +226,7 @@ function bootstrap(options: AppOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     allocator.reapExpired();
-    return { db, store, inventory, principals, allocator, engine, adminTokenFile };
+    return { db, store, inventory, principals, allocator, engine, adminTokenFile, hostScan: options.hostScan ?? null };
   } catch (err) {
     db.close();
     throw err;

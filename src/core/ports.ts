@@ -1,4 +1,4 @@
-import type { Context, Device, GroupRecord, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
+import type { Context, Device, GroupRecord, HostWarning, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
@@ -13,12 +13,19 @@ export interface InventoryPort {
   listGroups(): GroupRecord[];
   getGroup(id: number): GroupRecord | undefined;
   insertGroup(group: GroupRecord): void;
+  /** Replaces a group's kind, domain type and warnings (a rescan). */
+  updateGroup(group: GroupRecord): void;
   deleteGroup(id: number): void;
+  /** Findings about the host as a whole, from the last load of a real host. */
+  getHostWarnings(): HostWarning[];
+  setHostWarnings(warnings: readonly HostWarning[]): void;
   listDevices(): Device[];
   getDevice(id: string): Device | undefined;
   devicesInGroup(groupId: number): Device[];
   childrenOf(deviceId: string): Device[];
   insertDevice(device: Device): void;
+  /** Replaces every field of an existing device (a rescan). */
+  updateDevice(device: Device): void;
   deleteDevice(id: string): void;
   setDriver(id: string, driver: string): void;
   /** Drops every group and device (an import in replace mode). */

@@ -1,4 +1,4 @@
-import type { Iommu, Quotas, ReservedRegion } from '../core/model.js';
+import type { GroupRecord, HostWarning, Iommu, IsolationWarning, Quotas, ReservedRegion } from '../core/model.js';
 import { fromKey, toKey } from '../core/u64.js';
 
 /**
@@ -72,4 +72,28 @@ export function encodeRanges(ranges: readonly { start: bigint; last: bigint }[])
 
 export function decodeRanges(text: string): { start: bigint; last: bigint }[] {
   return (JSON.parse(text) as { start: string; last: string }[]).map((r) => ({ start: fromKey(r.start), last: fromKey(r.last) }));
+}
+
+/** groups rows: the kernel's domain type and the isolation warnings as JSON. */
+export interface GroupRow {
+  id: number;
+  kind: GroupRecord['kind'];
+  type: string | null;
+  warnings: string;
+}
+
+export function decodeGroup(r: GroupRow): GroupRecord {
+  return { id: r.id, kind: r.kind, type: r.type, warnings: JSON.parse(r.warnings) as IsolationWarning[] };
+}
+
+export function encodeGroup(g: GroupRecord): GroupRow {
+  return { id: g.id, kind: g.kind, type: g.type ?? null, warnings: JSON.stringify(g.warnings ?? []) };
+}
+
+export function encodeHostWarnings(w: readonly HostWarning[]): string {
+  return JSON.stringify(w.map((x) => ({ code: x.code, detail: x.detail })));
+}
+
+export function decodeHostWarnings(text: string | undefined): HostWarning[] {
+  return text === undefined ? [] : (JSON.parse(text) as HostWarning[]);
 }

@@ -1,6 +1,11 @@
-import type { Context, Device, GroupRecord, Iommu, Mapping, PolicyName, Principal, Range } from '../core/model.js';
+import type { Context, Device, GroupRecord, HostWarning, Iommu, Mapping, PolicyName, Principal, Range } from '../core/model.js';
 import type { AllocatorPort, AuditEntry, AuditRecord, OwnershipPort, Store, StoredHwpt, StoredIoas, StoredPrincipal, MappingRowSink } from '../core/ports.js';
 import {
+  decodeGroup,
+  decodeHostWarnings,
+  encodeGroup,
+  encodeHostWarnings,
+  type GroupRow,
   decodeIommu,
   decodeQuotas,
   decodeRanges,
@@ -17,7 +22,7 @@ import type { Db } from './database.js';
 interface DeviceRow {
   id: string;
   kind: Device['kind'];
-  group_id: number;
+  group_id: number | null;
   parent_id: string | null;
   driver: string;
   label: string | null;
@@ -61,6 +66,24 @@ function toDevice(r: DeviceRow): Device {
   };
 }
 
+function deviceRow(d: Device): DeviceRow {
+  return {
+    id: d.id,
+    kind: d.kind,
+    group_id: d.groupId,
+    parent_id: d.parentId,
+    driver: d.driver,
+    label: d.label,
+    pasid_capable: d.pasidCapable ? 1 : 0,
+    reset_group: d.resetGroup,
+    vendor: d.vendor,
+    device: d.device,
+    class: d.class,
+    description: d.description,
+    reserved_regions: encodeRegions(d.reservedRegions),
+  };
+}
+
 function toPrincipal(r: PrincipalRow): Principal {
   return {
     id: r.id,
@@ -93,9 +116,10 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
     this.s = {
       getSetting: p('SELECT value FROM settings WHERE key = ?').pluck(),
       putSetting: p('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      listGroups: p('SELECT id, kind FROM groups ORDER BY id'),
-      getGroup: p('SELECT id, kind FROM groups WHERE id = ?'),
-      insertGroup: p('INSERT INTO groups (id, kind) VALUES (?, ?)'),
+      listGroups: p('SELECT id, kind, type, warnings FROM groups ORDER BY id'),
+      getGroup: p('SELECT id, kind, type, warnings FROM groups WHERE id = ?'),
+      insertGroup: p('INSERT INTO groups (id, kind, type, warnings) VALUES (@id, @kind, @type, @warnings)'),
+      updateGroup: p('UPDATE groups SET kind = @kind, type = @type, warnings = @warnings WHERE id = @id'),
       deleteGroup: p('DELETE FROM groups WHERE id = ?'),
       listDevices: p(`SELECT ${DEVICE_COLUMNS} FROM devices ORDER BY id`),
       getDevice: p(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE id = ?`),
@@ -104,6 +128,9 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
       insertDevice: p(`INSERT INTO devices (${DEVICE_COLUMNS}) VALUES (@id, @kind, @group_id, @parent_id, @driver, @label,
         @pasid_capable, @reset_group, @vendor, @device, @class, @description, @reserved_regions)`),
       deleteDevice: p('DELETE FROM devices WHERE id = ?'),
+      updateDevice: p(`UPDATE devices SET kind = @kind, group_id = @group_id, parent_id = @parent_id, driver = @driver, label = @label,
+        pasid_capable = @pasid_capable, reset_group = @reset_group, vendor = @vendor, device = @device, class = @class,
+        description = @description, reserved_regions = @reserved_regions WHERE id = @id`),
       setDriver: p('UPDATE devices SET driver = ? WHERE id = ?'),
       listPrincipals: p(`SELECT ${PRINCIPAL_COLUMNS} FROM principals ORDER BY created_at, id`),
       getPrincipal: p(`SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE id = ?`),
@@ -184,16 +211,29 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
     return this.s.getSetting.get('iommu') !== undefined;
   }
 
+  getHostWarnings(): HostWarning[] {
+    return decodeHostWarnings(this.s.getSetting.get('host-warnings') as string | undefined);
+  }
+
+  setHostWarnings(warnings: readonly HostWarning[]): void {
+    this.s.putSetting.run('host-warnings', encodeHostWarnings(warnings));
+  }
+
   listGroups(): GroupRecord[] {
-    return this.s.listGroups.all() as GroupRecord[];
+    return (this.s.listGroups.all() as GroupRow[]).map(decodeGroup);
   }
 
   getGroup(id: number): GroupRecord | undefined {
-    return this.s.getGroup.get(id) as GroupRecord | undefined;
+    const row = this.s.getGroup.get(id) as GroupRow | undefined;
+    return row && decodeGroup(row);
   }
 
   insertGroup(g: GroupRecord): void {
-    this.s.insertGroup.run(g.id, g.kind);
+    this.s.insertGroup.run(encodeGroup(g));
+  }
+
+  updateGroup(g: GroupRecord): void {
+    this.s.updateGroup.run(encodeGroup(g));
   }
 
   deleteGroup(id: number): void {
@@ -218,21 +258,11 @@ export class SqliteStore implements Store, AllocatorPort, OwnershipPort {
   }
 
   insertDevice(d: Device): void {
-    this.s.insertDevice.run({
-      id: d.id,
-      kind: d.kind,
-      group_id: d.groupId,
-      parent_id: d.parentId,
-      driver: d.driver,
-      label: d.label,
-      pasid_capable: d.pasidCapable ? 1 : 0,
-      reset_group: d.resetGroup,
-      vendor: d.vendor,
-      device: d.device,
-      class: d.class,
-      description: d.description,
-      reserved_regions: encodeRegions(d.reservedRegions),
-    });
+    this.s.insertDevice.run(deviceRow(d));
+  }
+
+  updateDevice(d: Device): void {
+    this.s.updateDevice.run(deviceRow(d));
   }
 
   deleteDevice(id: string): void {

@@ -3,6 +3,7 @@ import { isVirtualKind } from '../devices.js';
 import { fail, type Blocker } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
 import type { Binding, Device, Hwpt } from '../model.js';
+import { assignableGroup } from '../isolation.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
 import type { Store } from '../ports.js';
 import type { OwnershipPolicy } from './engine.js';
@@ -58,18 +59,19 @@ export class DeviceFirst implements OwnershipPolicy {
   bind(caller: Caller, deviceId: string, contextId: string): Binding {
     const { store, allocator, state } = this.deps;
     const device = this.device(deviceId);
+    const groupId = assignableGroup(device);
     const ctx = allocator.getContext(caller, contextId);
     if (this.bindings.has(deviceId)) fail('EINVAL', `device ${deviceId} is already bound`);
-    const members = store.devicesInGroup(device.groupId);
-    assertClearance(store.getPrincipal(ctx.principalId)?.clearances ?? [], device.groupId, members);
-    state.assertNoOtherHolder(device.groupId, contextId, caller, 'EPERM');
+    const members = store.devicesInGroup(groupId);
+    assertClearance(store.getPrincipal(ctx.principalId)?.clearances ?? [], groupId, members);
+    state.assertNoOtherHolder(groupId, contextId, caller, 'EPERM');
     // Virtual devices claim nothing beyond their virtual group: their DMA goes through the parent.
-    assertNoKernelDma(device.groupId, members, 'EPERM');
+    assertNoKernelDma(groupId, members, 'EPERM');
     for (const d of members) state.assertParentUnowned(d, caller, 'EPERM');
     state.assertParentKeepsKernelDriver(device, caller, 'EPERM');
     return allocator.transact(
       (undo) => {
-        const binding: Binding = { deviceId, groupId: device.groupId, contextId, principalId: ctx.principalId, hwptId: null, accessIoasId: null, pasids: new Map() };
+        const binding: Binding = { deviceId, groupId, contextId, principalId: ctx.principalId, hwptId: null, accessIoasId: null, pasids: new Map() };
         this.bindings.set(deviceId, binding);
         undo.push(() => this.bindings.delete(deviceId));
         this.persist(binding);
@@ -310,7 +312,7 @@ export class DeviceFirst implements OwnershipPolicy {
     for (const r of rows.bindings) {
       const ctx = allocator.context(r.contextId);
       const device = store.getDevice(r.deviceId);
-      if (!ctx || !device) continue;
+      if (!ctx || !device || device.groupId === null) continue;
       this.bindings.set(r.deviceId, { deviceId: r.deviceId, groupId: device.groupId, contextId: r.contextId, principalId: ctx.principalId, hwptId: r.hwptId, accessIoasId: r.accessIoasId, pasids: new Map() });
       if (r.hwptId !== null) this.hwpts.get(r.hwptId)?.devices.add(r.deviceId);
       if (r.accessIoasId !== null) {

@@ -1,6 +1,7 @@
 import type { Allocator, Caller, UndoLog } from '../allocator.js';
 import { fail } from '../errors.js';
 import type { Device, GroupHold, GroupRecord } from '../model.js';
+import { assignableGroup } from '../isolation.js';
 import { assertClearance, assertNoKernelDma, type OwnershipState } from '../ownership.js';
 import type { Store } from '../ports.js';
 import type { OwnershipPolicy } from './engine.js';
@@ -114,6 +115,7 @@ export class GroupFirst implements OwnershipPolicy {
     const hold = this.held(caller, groupId);
     if (hold.ioasId === null) fail('EINVAL', `group ${groupId} is not in a container: set one before opening devices`);
     const device = this.deps.store.getDevice(deviceId);
+    if (device) assignableGroup(device);
     if (!device || device.groupId !== groupId) fail('ENODEV', `device ${deviceId} is not in group ${groupId}`);
     return this.deps.allocator.transact(
       (undo) => {

@@ -34,7 +34,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(DeviceOutput), ...problemResponses(400, 401) },
       },
     },
-    async (request) => inventory.listDevices(request.query).map(deviceOut),
+    async (request) => {
+      const groups = inventory.groupRecords();
+      return inventory.listDevices(request.query).map((d) => deviceOut(d, d.groupId === null ? undefined : groups.get(d.groupId)));
+    },
   );
 
   app.post(
@@ -47,7 +50,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: DeviceOutput, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(deviceOut(inventory.addDevice(toDevice(request.body), actor(request)))),
+    async (request, reply) => {
+      const device = inventory.addDevice(toDevice(request.body), actor(request));
+      return reply.code(201).send(deviceOut(device, inventory.groupOf(device)));
+    },
   );
 
   app.get(
@@ -55,7 +61,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: { ...op(tag, 'getDevice', 'One device'), params: StringIdParams, response: { 200: DeviceOutput, ...problemResponses(401, 404) } },
     },
-    async (request) => deviceOut(inventory.getDevice(request.params.id)),
+    async (request) => {
+      const device = inventory.getDevice(request.params.id);
+      return deviceOut(device, inventory.groupOf(device));
+    },
   );
 
   app.delete(
@@ -85,7 +94,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: DeviceOutput, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))),
+    async (request) => {
+      const device = inventory.setDriver(request.params.id, request.body.driver, actor(request));
+      return deviceOut(device, inventory.groupOf(device));
+    },
   );
 
   app.post(

@@ -4,6 +4,7 @@ import type { Caller } from '../../core/allocator.js';
 import type { GroupView } from '../../core/groups.js';
 import type { GroupHold } from '../../core/model.js';
 import { ownerAs, type OwnershipState } from '../../core/ownership.js';
+import { regionOut } from '../../schemas/topology.js';
 import { caller } from '../auth.js';
 import { GroupIdParams, op } from '../schemas/common.js';
 import { GroupOutput } from '../schemas/inventory.js';
@@ -13,7 +14,7 @@ import { problemResponses } from '../schemas/problem.js';
 /** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's. */
 export function groupOut(g: GroupView, state: OwnershipState, viewer: Caller): z.output<typeof GroupOutput> {
   const holder = state.holderOf(g.id);
-  return { ...g, owner: holder ? ownerAs(holder, viewer) : null };
+  return { ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: holder ? ownerAs(holder, viewer) : null };
 }
 
 function holdOut(h: GroupHold): z.output<typeof GroupHoldOutput> {
