@@ -269,7 +269,7 @@ export function isolationWarnings(functions: readonly PciFunction[], override: A
         add(d.groupId, {
           code: 'no-acs',
           deviceId: p.id,
-          detail: `${describeFunction(p)} above ${d.id} does not isolate: ${v.why}, so the devices below it can reach each other by peer-to-peer DMA`,
+          detail: `${describeFunction(p)} above ${d.id} does not isolate (${v.why}): DMA from below it can reach its peers${typeOf(p) === PCI_EXP_TYPE.DOWNSTREAM ? ', the other ports of the same switch included,' : ''} without passing through the IOMMU`,
         });
       } else if (v.isolates === null && together) {
         add(d.groupId, {

@@ -139,7 +139,7 @@ export function readSysfsTopology(root: string, options: SysfsOptions = {}): Top
   if (partialConfig > 0) {
     host.push({
       code: 'config-space-partial',
-      detail: `only the first 64 bytes of PCI configuration space were readable for ${partialConfig} function(s) (run ioasd as root to read it whole): port types, ACS and PASID capabilities are unknown there, so missing ACS is inferred only from how the kernel grouped devices, and those devices are not PASID-capable here`,
+      detail: `the PCI configuration space of ${partialConfig} function(s) was not readable past its first 64 bytes (only root reads it whole): port types, ACS and PASID capabilities are unknown there, so missing ACS is inferred only from how the kernel grouped devices, and those devices count as not PASID-capable; run ioasd as root for the full analysis`,
     });
   }
   if (noIommuGroupMembers.length > 0) {
