@@ -209,7 +209,9 @@ function bootstrap(options: AppOptions): Services {
       const incoming = fromDocument(options.topology, iommu);
       // Reloading the same inventory is a no-op, so a restart with owned devices is not refused.
       const unchanged = store.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
-      if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
+      // A host that changed while ioasd was down is taken over like a rescan (labels kept, owned devices guarded).
+      if (!unchanged && options.hostScan && store.hasTopology()) inventory.rescan(incoming.topology, null);
+      else if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
     } else if (!store.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }

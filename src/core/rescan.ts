@@ -25,13 +25,17 @@ export type RescanEffect =
   | { kind: 'iommu-changed'; fields: string[] }
   | { kind: 'host-warnings-changed'; codes: string[] };
 
-/** The scanned inventory with what only an admin can know carried over from the current one. */
+/**
+ * The scanned inventory with what only an admin can know carried over from the current one: labels
+ * and reset groups, and the description unless another card now sits at that address.
+ */
 export function carryOver(current: readonly Device[], scanned: readonly Device[]): Device[] {
   const byId = new Map(current.map((d) => [d.id, d]));
   return scanned.map((d) => {
     const was = byId.get(d.id);
     if (!was) return d;
-    return { ...d, label: was.label, resetGroup: was.resetGroup, description: was.description ?? d.description };
+    const sameCard = was.vendor === d.vendor && was.device === d.device && was.class === d.class;
+    return { ...d, label: was.label, resetGroup: was.resetGroup, description: sameCard ? (was.description ?? d.description) : d.description };
   });
 }
 

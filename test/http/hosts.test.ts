@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { IoasdError } from '../../src/core/errors.js';
 import { readSysfsTopology } from '../../src/topology/sysfs.js';
 import type { HostSpec } from '../fixtures/sysfs/build.js';
 import { amd, desktop, iommuOff } from '../fixtures/sysfs/hosts.js';
@@ -195,5 +199,39 @@ describe('POST /v1/topology/rescan', () => {
     host.use({ ...iommuOff, name: 'off' });
     const body = expectProblem(await host.t.admin({ method: 'POST', url: '/v1/topology/rescan' }), 404, 'ENODEV');
     expect(body.detail).toContain('intel_iommu=on');
+  });
+});
+
+describe('a restart with --sysfs on an existing database', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ioasd-hosts-db-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('takes over what changed on the host like a rescan: labels kept, owned devices guarded', async () => {
+    const db = join(dir, 'ioasd.db');
+    const start = async (spec: HostSpec) => {
+      const tree = trees.fresh(spec);
+      const scan = () => readSysfsTopology(tree.sys, { proc: tree.proc });
+      return testApp({ db, topology: scan(), hostScan: scan });
+    };
+    let app = await start(desktop);
+    const exported = (await app.admin({ url: '/v1/topology' })).json();
+    const gpu = { ...exported.devices.find((d: { id: string }) => d.id === GPU), label: 'tenant-a' };
+    await app.admin({ method: 'PUT', url: '/v1/topology?mode=merge', payload: { groups: [], devices: [gpu] } });
+    await app.admin({ method: 'PUT', url: `/v1/devices/${NVME}/driver`, payload: { driver: 'vfio-pci' } });
+    const ctx = (await app.admin({ method: 'POST', url: '/v1/contexts', payload: {} })).json().id as string;
+    expect((await app.admin({ method: 'POST', url: `/v1/devices/${NVME}/bind`, payload: { contextId: ctx } })).statusCode).toBe(200);
+    await app.close();
+
+    // The audio function changed driver while ioasd was down: applied, label and binding kept.
+    app = await start(withDriver(withDriver(desktop, NVME, 'vfio-pci'), AUDIO, 'vfio-pci'));
+    expect((await app.admin({ url: `/v1/devices/${GPU}` })).json().label).toBe('tenant-a');
+    expect((await app.admin({ url: `/v1/devices/${AUDIO}` })).json().driver).toBe('vfio-pci');
+    expect((await app.admin({ url: '/v1/groups/6' })).json().owner).toBe(ctx);
+    await app.close();
+
+    // The owned disk vanished while ioasd was down: refused at start, as a hot-unplug would be.
+    const refused = await start(withoutDevice(desktop, NVME)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(IoasdError);
+    expect((refused as IoasdError).errno).toBe('EBUSY');
   });
 });
