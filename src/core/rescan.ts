@@ -63,14 +63,25 @@ function big(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString(16) : value;
 }
 
-/** Children before parents (a PF's VFs and a parent's mdevs go first): the parent key holds at every delete. */
-function childrenFirst(devices: readonly Device[], all: ReadonlyMap<string, Device>): Device[] {
-  const depth = (d: Device): number => {
+/** How far below a root device (one without a parent) a device hangs: VF -> PF is 1. */
+function depthIn(all: ReadonlyMap<string, Device>): (d: Device) => number {
+  return (d) => {
     let n = 0;
     for (let p = d.parentId; p !== null && n <= all.size; p = all.get(p)?.parentId ?? null) n++;
     return n;
   };
+}
+
+/** Children before parents (a PF's VFs and a parent's mdevs go first): the parent key holds at every delete. */
+function childrenFirst(devices: readonly Device[], all: ReadonlyMap<string, Device>): Device[] {
+  const depth = depthIn(all);
   return [...devices].sort((a, b) => depth(b) - depth(a) || a.id.localeCompare(b.id));
+}
+
+/** Parents before children among new devices (a parent that is not new already exists). */
+function parentsFirstOf(devices: readonly Device[], all: ReadonlyMap<string, Device>): Device[] {
+  const depth = depthIn(all);
+  return [...devices].sort((a, b) => depth(a) - depth(b) || a.id.localeCompare(b.id));
 }
 
 /**
@@ -165,12 +176,3 @@ export function applyRescan(store: Store, guard: InventoryGuard, scanned: Topolo
   return effects;
 }
 
-/** Parents before children among new devices (a parent that is not new already exists). */
-function parentsFirstOf(devices: readonly Device[], all: ReadonlyMap<string, Device>): Device[] {
-  const depth = (d: Device): number => {
-    let n = 0;
-    for (let p = d.parentId; p !== null && n <= all.size; p = all.get(p)?.parentId ?? null) n++;
-    return n;
-  };
-  return [...devices].sort((a, b) => depth(a) - depth(b) || a.id.localeCompare(b.id));
-}

@@ -96,6 +96,16 @@ describe('a device without an IOMMU group', () => {
     expect(refused.detail).toContain('no IOMMU group');
   });
 
+  it('can be hot-plugged as such (a PCI function only: a virtual device always has a group)', async () => {
+    t = await testApp();
+    const res = await t.admin({ method: 'POST', url: '/v1/devices', payload: { id: '0000:0f:00.0', kind: 'pci', groupId: null, driver: 'none' } });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ groupId: null, warnings: [{ code: 'no-iommu', deviceId: '0000:0f:00.0' }] });
+    const mdev = expectProblem(await t.admin({ method: 'POST', url: '/v1/devices', payload: { id: 'm-1', kind: 'mdev', groupId: null, parentId: '0000:05:00.0' } }), 400, 'EINVAL');
+    expect(mdev.detail).toContain('mdev device m-1 needs a group');
+    expect((await t.admin({ method: 'DELETE', url: '/v1/devices/0000:0f:00.0' })).statusCode).toBe(204);
+  });
+
   it('is refused for a group-first device open too', async () => {
     const { t } = await hostApp(amd, 'group-first');
     const ctx = (await t.admin({ method: 'POST', url: '/v1/contexts', payload: {} })).json().id as string;
