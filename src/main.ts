@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { buildApp, createLogger, type App } from './app.js';
+import { buildApp, type App } from './app.js';
+import { createLogger } from './logger.js';
 import { ConfigError, readConfig, USAGE, type Config } from './config.js';
 import { IoasdError } from './core/errors.js';
 import type { TopologyDocument } from './schemas/topology.js';

@@ -1,8 +1,10 @@
 import { fail, type Blocker } from './errors.js';
-import type { InventoryGuard } from './inventory.js';
+import type { CoreEvent } from './events.js';
+import { driverChange, inventoryEvent, type InventoryGuard } from './inventory.js';
 import type { Device, GroupRecord, HostWarning, Iommu, Topology } from './model.js';
-import type { Store } from './ports.js';
+import type { InventoryPort } from './ports.js';
 import { assertValidTopology } from './topology.js';
+import type { Tx } from './tx.js';
 
 /**
  * Rescan of a real host (POST /v1/topology/rescan): the inventory is brought to what the host shows
@@ -12,18 +14,6 @@ import { assertValidTopology } from './topology.js';
  * its probe, so the scan is stale or the host is in trouble), and groups get their new warnings.
  * What a host scan cannot know (labels, reset groups, descriptions an admin wrote) is kept.
  */
-
-/** One consequence of a rescan, in SPEC 10's vocabulary. */
-export type RescanEffect =
-  | { kind: 'group-added'; groupId: number }
-  | { kind: 'group-changed'; groupId: number; fields: string[] }
-  | { kind: 'group-removed'; groupId: number }
-  | { kind: 'device-added'; deviceId: string; groupId: number | null; driver: string }
-  | { kind: 'device-changed'; deviceId: string; fields: string[] }
-  | { kind: 'driver-changed'; deviceId: string; from: string; to: string; description: string | null }
-  | { kind: 'device-removed'; deviceId: string }
-  | { kind: 'iommu-changed'; fields: string[] }
-  | { kind: 'host-warnings-changed'; codes: string[] };
 
 /**
  * The scanned inventory with what only an admin can know carried over from the current one: labels
@@ -85,94 +75,122 @@ function parentsFirstOf(devices: readonly Device[], all: ReadonlyMap<string, Dev
 }
 
 /**
- * Brings the store to `scanned` and answers what changed. Runs inside the caller's transaction;
- * every refusal comes before the first write.
+ * The rescan (POST /v1/topology/rescan, and --sysfs on an existing database). Every change it makes
+ * is an inventory event, so GET /v1/events and a dry run's effects (effectsOf) see it: group.added,
+ * group.changed, group.removed, device.added, device.changed, device.driver-changed, device.removed,
+ * topology.iommu-changed and topology.warnings-changed.
  */
-export function applyRescan(store: Store, guard: InventoryGuard, scanned: Topology, actor: string | null): RescanEffect[] {
-  const curDevices = store.listDevices();
-  const curGroups = store.listGroups();
-  const curIommu = store.getIommu();
-  const curHost = store.getHostWarnings();
-  const next: Topology = { ...scanned, devices: carryOver(curDevices, scanned.devices) };
-  assertValidTopology(next);
+export class HostRescan {
+  constructor(
+    private readonly store: InventoryPort,
+    private readonly tx: Tx,
+    private readonly guard: InventoryGuard,
+  ) {}
 
-  const curById = new Map(curDevices.map((d) => [d.id, d]));
-  const nextById = new Map(next.devices.map((d) => [d.id, d]));
-  const curGroupById = new Map(curGroups.map((g) => [g.id, g]));
-  const nextGroupById = new Map(next.groups.map((g) => [g.id, g]));
-
-  const removed = curDevices.filter((d) => !nextById.has(d.id));
-  const added = next.devices.filter((d) => !curById.has(d.id));
-  const kept = next.devices.flatMap((d) => {
-    const was = curById.get(d.id);
-    return was ? [{ was, now: d, fields: changedDeviceFields(was, d) }] : [];
-  });
-
-  // Refusals first, all of them before any write.
-  guard.assertUnplug(removed);
-  const blockers: Blocker[] = [];
-  for (const { was, now, fields } of kept) {
-    if (was.driver !== now.driver) guard.assertDriverChange(was, now.driver);
-    if (fields.length === 0) continue;
-    const holder = guard.holderOf(was.groupId) ?? guard.holderOf(now.groupId);
-    if (holder) blockers.push({ kind: 'device', id: was.id, reason: `changed under its owner (${fields.join(', ')})`, owner: holder.contextId });
+  /**
+   * Brings the inventory to `scanned` in one change and answers the events it made (nothing to do:
+   * none). Every refusal comes before the first write.
+   */
+  apply(scanned: Topology, actor: string | null): CoreEvent[] {
+    return this.tx.run(() => this.change(scanned), {
+      actor,
+      action: 'topology.rescan',
+      target: 'topology',
+      detail: (events: CoreEvent[]) => ({ effects: events.length }),
+    });
   }
-  if (blockers.length > 0) {
-    fail('EBUSY', `owned devices changed on the host: ${blockers.map((b) => b.id).join(', ')}`, { blockers });
-  }
-  for (const d of added) guard.assertPlug(d);
-  for (const g of next.groups) {
-    const was = curGroupById.get(g.id);
-    if (was && was.kind !== g.kind && guard.holderOf(g.id)) fail('EBUSY', `group ${g.id} is owned and changed kind on the host`);
-  }
-  const iommuFields = changedIommuFields(curIommu, next.iommu);
-  if (iommuFields.length > 0) guard.assertNothingHeld(`a change of the IOMMU's capabilities (${iommuFields.join(', ')})`);
 
-  // Writes in foreign-key order: groups a device moves to, then new devices (parents first), then
-  // changed ones (which may now hang off a new device), then what vanished (children first), and
-  // last the groups left empty.
-  const effects: RescanEffect[] = [];
-  for (const g of next.groups) {
-    const was = curGroupById.get(g.id);
-    if (!was) {
-      store.insertGroup(g);
-      effects.push({ kind: 'group-added', groupId: g.id });
-      continue;
+  private change(scanned: Topology): CoreEvent[] {
+    const { store, guard } = this;
+    const curDevices = store.listDevices();
+    const curGroups = store.listGroups();
+    const curIommu = store.getIommu();
+    const curHost = store.getHostWarnings();
+    const next: Topology = { ...scanned, devices: carryOver(curDevices, scanned.devices) };
+    assertValidTopology(next);
+
+    const curById = new Map(curDevices.map((d) => [d.id, d]));
+    const nextById = new Map(next.devices.map((d) => [d.id, d]));
+    const curGroupById = new Map(curGroups.map((g) => [g.id, g]));
+    const nextGroupById = new Map(next.groups.map((g) => [g.id, g]));
+
+    const removed = curDevices.filter((d) => !nextById.has(d.id));
+    const added = next.devices.filter((d) => !curById.has(d.id));
+    const kept = next.devices.flatMap((d) => {
+      const was = curById.get(d.id);
+      return was ? [{ was, now: d, fields: changedDeviceFields(was, d) }] : [];
+    });
+
+    // Refusals first, all of them before any write.
+    guard.assertUnplug(removed);
+    const blockers: Blocker[] = [];
+    for (const { was, now, fields } of kept) {
+      if (was.driver !== now.driver) guard.assertDriverChange(was, now.driver);
+      if (fields.length === 0) continue;
+      const holder = guard.holderOf(was.groupId) ?? guard.holderOf(now.groupId);
+      if (holder) blockers.push({ kind: 'device', id: was.id, reason: `changed under its owner (${fields.join(', ')})`, owner: holder.contextId });
     }
-    const fields = changedGroupFields(was, g);
-    if (fields.length === 0) continue;
-    store.updateGroup(g);
-    effects.push({ kind: 'group-changed', groupId: g.id, fields });
-  }
-  for (const d of parentsFirstOf(added, nextById)) {
-    store.insertDevice(d);
-    effects.push({ kind: 'device-added', deviceId: d.id, groupId: d.groupId, driver: d.driver });
-  }
-  for (const { was, now, fields } of kept) {
-    if (fields.length === 0 && was.driver === now.driver) continue;
-    store.updateDevice(now);
-    if (was.driver !== now.driver) effects.push({ kind: 'driver-changed', deviceId: now.id, from: was.driver, to: now.driver, description: now.description });
-    if (fields.length > 0) effects.push({ kind: 'device-changed', deviceId: now.id, fields });
-  }
-  for (const d of childrenFirst(removed, curById)) {
-    store.deleteDevice(d.id);
-    effects.push({ kind: 'device-removed', deviceId: d.id });
-  }
-  for (const g of curGroups) {
-    if (nextGroupById.has(g.id)) continue;
-    store.deleteGroup(g.id);
-    effects.push({ kind: 'group-removed', groupId: g.id });
-  }
-  if (iommuFields.length > 0) {
-    store.setIommu(next.iommu);
-    effects.push({ kind: 'iommu-changed', fields: iommuFields });
-  }
-  const host: HostWarning[] = next.hostWarnings ?? [];
-  if (JSON.stringify(host) !== JSON.stringify(curHost)) {
-    store.setHostWarnings(host);
-    effects.push({ kind: 'host-warnings-changed', codes: [...new Set(host.map((w) => w.code))].sort() });
-  }
-  store.audit({ actor, action: 'topology.rescan', target: 'topology', detail: { effects: effects.length } });
-  return effects;
-}
+    if (blockers.length > 0) {
+      fail('EBUSY', `owned devices changed on the host: ${blockers.map((b) => b.id).join(', ')}`, { blockers });
+    }
+    for (const d of added) guard.assertPlug(d);
+    for (const g of next.groups) {
+      const was = curGroupById.get(g.id);
+      if (was && was.kind !== g.kind && guard.holderOf(g.id)) fail('EBUSY', `group ${g.id} is owned and changed kind on the host`);
+    }
+    const iommuFields = changedIommuFields(curIommu, next.iommu);
+    if (iommuFields.length > 0) guard.assertNothingHeld(`a change of the IOMMU's capabilities (${iommuFields.join(', ')})`);
 
+    // Writes in foreign-key order: groups a device moves to, then new devices (parents first), then
+    // changed ones (which may now hang off a new device), then what vanished (children first), and
+    // last the groups left empty.
+    const events: CoreEvent[] = [];
+    const emit = (e: CoreEvent): void => {
+      events.push(e);
+      this.tx.emit(e);
+    };
+    for (const g of next.groups) {
+      const was = curGroupById.get(g.id);
+      if (!was) {
+        store.insertGroup(g);
+        emit(inventoryEvent('group.added', { kind: 'group', id: g.id }, {}));
+        continue;
+      }
+      const fields = changedGroupFields(was, g);
+      if (fields.length === 0) continue;
+      store.updateGroup(g);
+      emit(inventoryEvent('group.changed', { kind: 'group', id: g.id }, { fields }));
+    }
+    for (const d of parentsFirstOf(added, nextById)) {
+      store.insertDevice(d);
+      emit(inventoryEvent('device.added', { kind: 'device', id: d.id }, { groupId: d.groupId, driver: d.driver }));
+    }
+    for (const { was, now, fields } of kept) {
+      if (fields.length === 0 && was.driver === now.driver) continue;
+      store.updateDevice(now);
+      if (was.driver !== now.driver) {
+        emit(inventoryEvent('device.driver-changed', { kind: 'device', id: now.id }, { from: was.driver, to: now.driver, description: driverChange(was, now.driver) }));
+      }
+      if (fields.length > 0) emit(inventoryEvent('device.changed', { kind: 'device', id: now.id }, { fields }));
+    }
+    for (const d of childrenFirst(removed, curById)) {
+      store.deleteDevice(d.id);
+      emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
+    }
+    for (const g of curGroups) {
+      if (nextGroupById.has(g.id)) continue;
+      store.deleteGroup(g.id);
+      emit({ ...inventoryEvent('group.removed', { kind: 'group', id: g.id }, {}), gone: true });
+    }
+    if (iommuFields.length > 0) {
+      store.setIommu(next.iommu);
+      emit(inventoryEvent('topology.iommu-changed', { kind: 'topology', id: 'iommu' }, { fields: iommuFields }));
+    }
+    const host: HostWarning[] = next.hostWarnings ?? [];
+    if (JSON.stringify(host) !== JSON.stringify(curHost)) {
+      store.setHostWarnings(host);
+      emit(inventoryEvent('topology.warnings-changed', { kind: 'topology', id: 'host' }, { codes: [...new Set(host.map((w) => w.code))].sort() }));
+    }
+    return events;
+  }
+}

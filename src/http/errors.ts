@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ERRNOS, IoasdError, type Errno, type FieldProblem } from '../core/errors.js';
 import { errnoOfIssues } from '../schemas/problems.js';
+import { statusOf } from './errno-status.js';
 import type { Problem } from './schemas/problem.js';
 
 const PROBLEM_TYPE = 'application/problem+json';
@@ -24,7 +25,7 @@ export function problem(
   const p: Problem = {
     type: `urn:ioasd:errno:${errno}`,
     title: ERRNOS[errno].title,
-    status: extra.status ?? ERRNOS[errno].status,
+    status: extra.status ?? statusOf(errno),
     detail,
     errno,
     instance: request.url,

@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Db } from './database.js';
+import type Database from 'better-sqlite3';
+
+type Db = Database.Database;
 
 /** migrations/ at the package root; the same depth from src/store and dist/store. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));

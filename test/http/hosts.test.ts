@@ -146,22 +146,39 @@ describe('POST /v1/topology/rescan', () => {
     host.use(next);
     const before = (await t.admin({ url: '/v1/topology' })).json();
     const auditBefore = (await t.admin({ url: '/v1/audit?limit=1000' })).json().length;
+    const seq = t.app.ioasd.store.eventBounds().newest;
 
     const dry = await t.admin({ method: 'POST', url: '/v1/topology/rescan?dryRun=true' });
     expect(dry.statusCode).toBe(200);
     const expected = [
       { kind: 'group-added', groupId: 8 },
       { kind: 'device-added', deviceId: '0000:03:00.0', groupId: 8, driver: 'igc' },
-      { kind: 'driver-changed', deviceId: AUDIO, from: 'snd_hda_intel', to: 'vfio-pci', description: 'Audio device [10de:10f8] (subsystem 10de:139f)' },
+      // Worded as PUT /v1/devices/{id}/driver words it (core/inventory.ts driverChange).
+      {
+        kind: 'driver-changed',
+        deviceId: AUDIO,
+        from: 'snd_hda_intel',
+        to: 'vfio-pci',
+        description: 'the host loses Audio device [10de:10f8] (subsystem 10de:139f): snd_hda_intel lets go of it and it becomes assignable (vfio-pci)',
+      },
       { kind: 'device-removed', deviceId: NVME },
       { kind: 'group-removed', groupId: 6 },
     ];
     expect(dry.json()).toEqual({ dryRun: true, effects: expected });
     expect((await t.admin({ url: '/v1/topology' })).json()).toEqual(before);
     expect((await t.admin({ url: '/v1/audit?limit=1000' })).json()).toHaveLength(auditBefore);
+    expect(t.app.ioasd.store.eventBounds().newest).toBe(seq);
 
     const real = await t.admin({ method: 'POST', url: '/v1/topology/rescan' });
     expect(real.json()).toEqual({ dryRun: false, effects: expected });
+    // The effects are the events the rescan committed (GET /v1/events delivers them).
+    expect(t.app.ioasd.store.eventsAfter(seq, 100).map((e) => `${e.type} ${e.objectId}`)).toEqual([
+      'group.added 8',
+      'device.added 0000:03:00.0',
+      `device.driver-changed ${AUDIO}`,
+      `device.removed ${NVME}`,
+      'group.removed 6',
+    ]);
     expectProblem(await t.admin({ url: `/v1/devices/${NVME}` }), 404, 'ENOENT');
     expectProblem(await t.admin({ url: '/v1/groups/6' }), 404, 'ENOENT');
     expect((await t.admin({ url: '/v1/devices/0000:03:00.0' })).json()).toMatchObject({ groupId: 8, driver: 'igc', description: 'Ethernet controller [8086:125c]' });

@@ -1,17 +1,17 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { applyMigrations, readMigrations } from '../../src/store/migrations.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { sqliteStore } from '../../src/store/sqlite-store.js';
 
 /**
- * Migration 0004 rebuilds the devices table (group_id loses NOT NULL) under the rows that point at
+ * Migration 0005 rebuilds the devices table (group_id loses NOT NULL) under the rows that point at
  * it: an owned device's binding, a VF's parent, a group-first device open must all survive.
  */
-describe('migration 0004 (real hosts)', () => {
-  function version3WithData(): Database.Database {
+describe('migration 0005 (real hosts)', () => {
+  function version4WithData(): Database.Database {
     const db = new Database(':memory:');
     db.pragma('foreign_keys = ON');
-    applyMigrations(db, readMigrations().slice(0, 3));
+    applyMigrations(db, readMigrations().slice(0, 4));
     db.exec(`
       INSERT INTO groups (id, kind) VALUES (1, 'iommu'), (2, 'iommu');
       INSERT INTO devices (id, kind, group_id, parent_id, driver) VALUES
@@ -27,7 +27,7 @@ describe('migration 0004 (real hosts)', () => {
   }
 
   it('keeps every row and every reference, and turns foreign keys back on', () => {
-    const db = version3WithData();
+    const db = version4WithData();
     applyMigrations(db);
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('foreign_key_check')).toEqual([]);
@@ -44,9 +44,9 @@ describe('migration 0004 (real hosts)', () => {
   });
 
   it('stores groups with their type and warnings, devices without a group, and host warnings', () => {
-    const db = version3WithData();
+    const db = version4WithData();
     applyMigrations(db);
-    const store = new SqliteStore(db);
+    const store = sqliteStore(db);
     expect(store.getGroup(1)).toEqual({ id: 1, kind: 'iommu', type: null, warnings: [] });
     store.insertGroup({ id: 3, kind: 'iommu', type: 'identity', warnings: [{ code: 'identity-domain', detail: 'd' }] });
     store.insertDevice({ ...store.getDevice('0000:02:00.0')!, id: '0000:00:00.2', groupId: null });
@@ -58,9 +58,9 @@ describe('migration 0004 (real hosts)', () => {
   });
 
   it('refuses to commit a migration that would leave a broken reference', () => {
-    const db = version3WithData();
-    const bad = { version: 4, name: 'bad', sql: "DELETE FROM devices WHERE id = '0000:02:00.0';" };
-    expect(() => applyMigrations(db, [...readMigrations().slice(0, 3), bad])).toThrow(/broken foreign key/);
+    const db = version4WithData();
+    const bad = { version: 5, name: 'bad', sql: "DELETE FROM devices WHERE id = '0000:02:00.0';" };
+    expect(() => applyMigrations(db, [...readMigrations().slice(0, 4), bad])).toThrow(/broken foreign key/);
     expect(db.prepare('SELECT count(*) FROM devices').pluck().get()).toBe(2);
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
   });

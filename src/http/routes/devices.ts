@@ -5,25 +5,15 @@ import { actor, adminOnly, caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
-import type { Binding } from '../../core/model.js';
-
-export function bindingOut(b: Binding, hwpts: ReadonlyMap<number, { ioasId: number }>): z.output<typeof BindingOutput> {
-  return {
-    deviceId: b.deviceId,
-    groupId: b.groupId,
-    contextId: b.contextId,
-    hwptId: b.hwptId,
-    ioasId: b.hwptId !== null ? (hwpts.get(b.hwptId)?.ioasId ?? null) : b.accessIoasId,
-    pasids: [...b.pasids].map(([pasid, hwptId]) => ({ pasid, hwptId })),
-  };
-}
+import { views } from '../views.js';
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'devices';
   const df = '(device-first)';
-  const out = (b: Binding) => bindingOut(b, engine.state.hwpts);
+  const { binding: out, device } = views(app.ioasd);
 
   app.get(
     '/devices',
@@ -47,13 +37,11 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'addDevice', 'Hot-plug a device; a group it names that does not exist is created (admin)'),
         body: DeviceInput,
+        headers: IdempotencyHeaders,
         response: { 201: DeviceOutput, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => {
-      const device = inventory.addDevice(toDevice(request.body), actor(request));
-      return reply.code(201).send(deviceOut(device, inventory.groupOf(device)));
-    },
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: device(inventory.addDevice(toDevice(request.body), actor(request))) })),
   );
 
   app.get(
@@ -61,10 +49,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: { ...op(tag, 'getDevice', 'One device'), params: StringIdParams, response: { 200: DeviceOutput, ...problemResponses(401, 404) } },
     },
-    async (request) => {
-      const device = inventory.getDevice(request.params.id);
-      return deviceOut(device, inventory.groupOf(device));
-    },
+    async (request) => device(inventory.getDevice(request.params.id)),
   );
 
   app.delete(
@@ -74,13 +59,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteDevice', 'Hot-unplug a device and the VFs or mdevs it parents (admin)'),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
       },
     },
-    async (request, reply) => {
-      inventory.deleteDevice(request.params.id, actor(request));
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        inventory.deleteDevice(request.params.id, actor(request));
+        return { status: 204 };
+      }),
   );
 
   app.put(
@@ -91,13 +79,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setDeviceDriver', 'Bind the device to another driver, like driverctl (admin)'),
         params: StringIdParams,
         body: SetDriverBody,
-        response: { 200: DeviceOutput, ...problemResponses(400, 401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([DeviceOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => {
-      const device = inventory.setDriver(request.params.id, request.body.driver, actor(request));
-      return deviceOut(device, inventory.groupOf(device));
-    },
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: device(inventory.setDriver(request.params.id, request.body.driver, actor(request))) })),
   );
 
   app.post(
@@ -107,10 +94,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'bindDevice', `Bind a device to a context, claiming DMA ownership of its group ${df}`),
         params: StringIdParams,
         body: ContextRef,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)) })),
   );
 
   app.post(
@@ -119,13 +108,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'unbindDevice', `Unbind: PASIDs and the attachment go first; the last device out releases the group ${df}`),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request, reply) => {
-      engine.deviceFirst().unbind(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        engine.deviceFirst().unbind(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.post(
@@ -135,10 +127,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'attachDevice', `Attach a bound device (or one PASID of it) to an ioas or hwpt; replace swaps atomically ${df}`),
         params: StringIdParams,
         body: AttachBody,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)) })),
   );
 
   app.post(
@@ -148,9 +142,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'detachDevice', `Detach the device, or one PASID; not attached is a no-op ${df}`),
         params: StringIdParams,
         body: DetachBody,
+        headers: IdempotencyHeaders,
         response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)) })),
   );
 };

@@ -30,7 +30,7 @@ export const SetDriverBody = z.object({
   driver: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/).meta({ description: 'vfio-pci, pci-stub, none, or a kernel driver' }),
 }).strict();
 
-export const TopologyQuery = z.object({ mode: z.enum(['replace', 'merge']).default('replace') });
-
-/** ?dryRun=true: answer what the real call would, change nothing. Unknown parameters are refused. */
-export const DryRunQuery = z.object({ dryRun: QueryBool.default(false) }).strict();
+export const TopologyQuery = z.object({
+  mode: z.enum(['replace', 'merge']).default('replace'),
+  dryRun: QueryBool.optional().meta({ description: 'answer what the import would do, changing nothing' }),
+});

@@ -1,4 +1,5 @@
-import type { GroupRecord, HostWarning, Iommu, IsolationWarning, Quotas, ReservedRegion } from '../core/model.js';
+/** Value encodings shared by the table codecs: u64 columns (order-preserving signed integers) and JSON columns. */
+import type { Iommu, Quotas, ReservedRegion } from '../core/model.js';
 import { fromKey, toKey } from '../core/u64.js';
 
 /**
@@ -51,8 +52,9 @@ export function encodeQuotas(q: Quotas): string {
 }
 
 export function decodeQuotas(text: string): Quotas {
-  const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes'> & { maxPinnedBytes: string };
-  return { ...raw, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
+  const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes' | 'maxContexts'> & { maxPinnedBytes: string; maxContexts?: number };
+  // maxContexts came later: principals stored before it get its default.
+  return { ...raw, maxContexts: raw.maxContexts ?? 1024, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
 }
 
 const OFFSET = 1n << 63n;
@@ -72,28 +74,4 @@ export function encodeRanges(ranges: readonly { start: bigint; last: bigint }[])
 
 export function decodeRanges(text: string): { start: bigint; last: bigint }[] {
   return (JSON.parse(text) as { start: string; last: string }[]).map((r) => ({ start: fromKey(r.start), last: fromKey(r.last) }));
-}
-
-/** groups rows: the kernel's domain type and the isolation warnings as JSON. */
-export interface GroupRow {
-  id: number;
-  kind: GroupRecord['kind'];
-  type: string | null;
-  warnings: string;
-}
-
-export function decodeGroup(r: GroupRow): GroupRecord {
-  return { id: r.id, kind: r.kind, type: r.type, warnings: JSON.parse(r.warnings) as IsolationWarning[] };
-}
-
-export function encodeGroup(g: GroupRecord): GroupRow {
-  return { id: g.id, kind: g.kind, type: g.type ?? null, warnings: JSON.stringify(g.warnings ?? []) };
-}
-
-export function encodeHostWarnings(w: readonly HostWarning[]): string {
-  return JSON.stringify(w.map((x) => ({ code: x.code, detail: x.detail })));
-}
-
-export function decodeHostWarnings(text: string | undefined): HostWarning[] {
-  return text === undefined ? [] : (JSON.parse(text) as HostWarning[]);
 }
