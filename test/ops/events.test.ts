@@ -159,7 +159,7 @@ describe('a slow reader', () => {
       });
       req.end();
     });
-    cleanup.push(() => res?.destroy());
+    cleanup.push(() => void res?.destroy());
     const ctx = (await call(ADMIN_TOKEN, 'POST', '/v1/contexts', {})).json.id as string;
     const ioas = (await call(ADMIN_TOKEN, 'POST', '/v1/ioas', { contextId: ctx })).json.id as number;
     const n = 30_000;
