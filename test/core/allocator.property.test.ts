@@ -318,6 +318,7 @@ function check(domain: Domain | null, ops: Op[], kind: StoreKind = 'sqlite'): vo
   expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(charged(ref));
   ids.forEach((id, i) => expect(f.core.ioas.get(f.alice, id).allowed).toEqual(ref[i]!.allowed));
   for (const id of ids) f.core.ioas.get(f.alice, id).mappings.checkInvariants();
+  expect(f.check()).toMatchObject({ ok: true, violations: [] });
 }
 
 describe('allocator against a reference model (iommufd rules)', () => {

@@ -1,4 +1,5 @@
 import type { Caller } from '../../src/core/caller.js';
+import { checkInvariants, type CheckReport } from '../../src/core/check.js';
 import { createCore, type Core } from '../../src/core/core.js';
 import { IoasdError } from '../../src/core/errors.js';
 import type { Domain, PolicyName, Quotas } from '../../src/core/model.js';
@@ -44,6 +45,8 @@ export interface CoreFixture {
   quotas: { set(principalId: string, quotas: Quotas): void };
   /** Builds a new core over the same store: a restart. */
   restart(): Core;
+  /** Every invariant over memory and the store (as GET /v1/system/check). */
+  check(): CheckReport;
 }
 
 export type StoreKind = 'sqlite' | 'memory';
@@ -77,6 +80,7 @@ export function coreFixture(policy: PolicyName = 'device-first', path = ':memory
       fixture.core = make();
       return fixture.core;
     },
+    check: () => checkInvariants(fixture.core, make, store),
   };
   return fixture;
 }

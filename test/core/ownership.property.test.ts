@@ -216,6 +216,7 @@ async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
     checkInvariants(app);
     done++;
   }
+  expect(app.ioasd.check()).toMatchObject({ ok: true, violations: [] });
   const before = snapshot(app);
   await app.close();
   app = await buildApp({ db, adminToken: 'prop-admin-token-0123456789', leaseCheckMs: 0 });

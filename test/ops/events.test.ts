@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -141,5 +142,44 @@ describe('GET /v1/events', () => {
     await call(ADMIN_TOKEN, 'POST', '/v1/contexts', {});
     const rows = app.ioasd.store.eventsAfter(before, 10);
     expect(rows.map((r) => r.type)).toEqual(['context.created']);
+  });
+});
+
+describe('a slow reader', () => {
+  it('is paced by its socket: the server stops reading the log for it until it drains, then it gets everything in order', async () => {
+    const { app, url, call } = await server();
+    // A raw client that reads nothing at first.
+    let received = '';
+    let res: IncomingMessage | null = null;
+    await new Promise<void>((resolve) => {
+      const req = request(`${url}/v1/events`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${ADMIN_TOKEN}` } }, (r) => {
+        res = r;
+        r.pause();
+        resolve();
+      });
+      req.end();
+    });
+    cleanup.push(() => void res?.destroy());
+    const ctx = (await call(ADMIN_TOKEN, 'POST', '/v1/contexts', {})).json.id as string;
+    const ioas = (await call(ADMIN_TOKEN, 'POST', '/v1/ioas', { contextId: ctx })).json.id as number;
+    const n = 30_000;
+    for (let i = 0; i < n; i += 1000) {
+      const mappings = Array.from({ length: 1000 }, (_, j) => ({ iova: `0x${((i + j + 1) * 0x10000).toString(16)}`, length: '0x1000', userAddress: '0x0', read: true, write: true }));
+      expect((await call(ADMIN_TOKEN, 'POST', `/v1/ioas/${ioas}/mappings/batch`, { mappings })).status).toBe(201);
+    }
+    const newest = app.ioasd.store.eventBounds().newest;
+    await new Promise((r) => setTimeout(r, 200));
+    const [sub] = [...app.eventHub.subscribers];
+    // Paused: far behind the log, holding at most what the socket buffers took.
+    expect(sub!.position()).toBeLessThan(newest);
+    res!.setEncoding('utf8');
+    res!.on('data', (chunk: string) => (received += chunk));
+    res!.resume();
+    const deadline = Date.now() + 30_000;
+    while ((received.match(/event: mapping\.created/g) ?? []).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const ids = [...received.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids.length).toBe(n + 2);
+    expect(ids).toEqual(ids.map((_, i) => ids[0]! + i));
+    expect(sub!.position()).toBe(newest);
   });
 });

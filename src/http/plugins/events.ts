@@ -14,6 +14,8 @@ export interface EventOptions {
 export interface Subscriber {
   reply: FastifyReply;
   wake(): void;
+  /** The last seq this subscriber has read from the log (delivered or filtered out). */
+  position(): number;
 }
 
 /**

@@ -90,7 +90,7 @@ export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
       const wake = (): void => {
         pump().catch((err: unknown) => request.log.warn({ err }, 'event stream ended'));
       };
-      const leave = hub.add({ reply, wake });
+      const leave = hub.add({ reply, wake, position: () => cursor });
       reply.sse.onClose(() => {
         closed = true;
         leave();
