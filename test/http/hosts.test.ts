@@ -221,6 +221,20 @@ describe('POST /v1/topology/rescan', () => {
     expect((await t.admin({ url: '/v1/topology' })).json()).toEqual(before);
   });
 
+  it('answers a retry with the same Idempotency-Key from the first rescan, reading the host no more', async () => {
+    const host = await hostApp(desktop);
+    const { t } = host;
+    host.use(withoutDevice(desktop, NVME));
+    const call = () => t.admin({ method: 'POST', url: '/v1/topology/rescan', headers: { 'idempotency-key': 'rescan-1' } });
+    const first = await call();
+    expect(first.json()).toEqual({ dryRun: false, effects: [{ kind: 'device-removed', deviceId: NVME }, { kind: 'group-removed', groupId: 6 }] });
+    host.use(desktop); // the disk is back on the host: a new rescan would add it
+    const again = await call();
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    expectProblem(await t.admin({ url: `/v1/devices/${NVME}` }), 404, 'ENOENT');
+  });
+
   it('refuses a host that lost its IOMMU groups, naming the cause', async () => {
     const host = await hostApp(desktop);
     host.use({ ...iommuOff, name: 'off' });
