@@ -61,7 +61,7 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
   }
   for (const b of bindings) {
     const d = byId.get(b.deviceId);
-    if (!d) continue;
+    if (!d || d.groupId === null) continue; // a device without a group is never bound (isolation.ts)
     own(d.groupId, b.contextId);
     claimed.add(d.groupId);
   }

@@ -9,6 +9,7 @@ import { PolicyEngine } from './policy/engine.js';
 import type { Secrets, Store } from './ports.js';
 import { DEFAULT_QUOTAS, Principals } from './principals.js';
 import { QuotaBook } from './quotas.js';
+import { HostRescan } from './rescan.js';
 import { Tx } from './tx.js';
 
 export interface CoreOptions {
@@ -25,6 +26,8 @@ export interface Core {
   tx: Tx;
   quotas: QuotaBook;
   inventory: Inventory;
+  /** Re-reading a real host: POST /v1/topology/rescan, --sysfs on an existing database. */
+  rescan: HostRescan;
   principals: Principals;
   contexts: Contexts;
   ioas: IoasService;
@@ -68,11 +71,12 @@ export function createCore(store: Store, options: CoreOptions): Core {
     store,
   );
   inventory.guardWith(state);
+  const rescan = new HostRescan(store, tx, state);
   const principals = new Principals(store, tx, secrets, (id) => contexts.releasePrincipal(id));
 
   contexts.restore();
   ioas.restore();
   mappings.restore();
   engine.restore();
-  return { objects, tx, quotas, inventory, principals, contexts, ioas, mappings, engine };
+  return { objects, tx, quotas, inventory, rescan, principals, contexts, ioas, mappings, engine };
 }
