@@ -1,6 +1,9 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { explain, gatherFacts, toText, type Api, type Explanation } from '../../src/http/ui/why.js';
+import { readSysfsTopology } from '../../src/topology/sysfs.js';
+import { HOSTS } from '../fixtures/sysfs/hosts.js';
+import { fixtureTrees } from '../fixtures/sysfs/temp.js';
 import { testApp, type TestApp } from '../helpers.js';
 
 /**
@@ -79,13 +82,18 @@ async function take(t: TestApp, token: string, ctx: string, policy: string, devi
 }
 
 /** The explanation agrees with the real attempt, device by device. */
-async function agreeOnEveryDevice(t: TestApp, token: string, policy: 'device-first' | 'group-first'): Promise<Record<string, string>> {
+async function agreeOnEveryDevice(t: TestApp, token: string, policy: 'device-first' | 'group-first', devices = DEVICES): Promise<Record<string, string>> {
   const ctx = await context(t, token);
   const verdicts: Record<string, string> = {};
-  for (const id of DEVICES) {
+  for (const id of devices) {
     const x = await why(t, token, id);
-    const outcome = await take(t, token, ctx, policy, id);
     verdicts[id] = x.verdict;
+    // Group-first takes a device through its group: one without a group has nothing to try.
+    if (policy === 'group-first' && x.groupId === null) {
+      expect(x.verdict).toBe('no');
+      continue;
+    }
+    const outcome = await take(t, token, ctx, policy, id);
     if (x.verdict === 'yes') expect(outcome, `${id}: ${toText(x)}`).toBeNull();
     else if (x.verdict === 'no') {
       expect(outcome, `${id}: explained as blocked, but taking it worked\n${toText(x)}`).not.toBeNull();
@@ -242,33 +250,62 @@ describe('why: what it says', () => {
     expect(child.dryRun?.errno).toBe('EPERM');
   });
 
-  it('an unknown device is unknown; isolation warnings on the views are passed on', async () => {
+  it('an unknown device is unknown', async () => {
     const t = await start();
     const alice = await t.user('alice', ['shared']);
     const gone = await why(t, alice.token, '0000:ff:00.0');
     expect(gone.verdict).toBe('unknown');
     expect(gone.summary).toContain('There is no device 0000:ff:00.0');
+  });
+});
 
-    // Warnings as the isolation analysis puts them on a group and a device view.
-    const facts = await gatherFacts(apiAs(t, alice.token), '0000:02:01.2');
-    const groups = (facts.groups as { id: number }[]).map((g) => (g.id === 5 ? { ...g, warnings: [{ code: 'no-acs', detail: 'the switch port above has no ACS' }] } : g));
-    const devices = facts.devices!.map((d) => (d.id === '0000:02:01.2' ? { ...d, warnings: [{ code: 'no-acs', deviceId: d.id, detail: 'peer-to-peer possible' }] } : d));
-    const x = explain({ ...facts, groups, devices });
-    expect(x.verdict).toBe('yes');
-    expect(x.warnings).toEqual([
-      { code: 'no-acs', subject: 'group 5', detail: 'the switch port above has no ACS' },
-      { code: 'no-acs', subject: '0000:02:01.2', detail: 'peer-to-peer possible' },
-    ]);
-    expect(toText(x)).toContain('warning (no-acs) group 5: the switch port above has no ACS');
+describe('why on real hosts (the sysfs fixtures)', () => {
+  const trees = fixtureTrees();
+  afterAll(() => trees.remove());
+
+  async function hostApp(name: string, policy: 'device-first' | 'group-first'): Promise<TestApp> {
+    const { sys, proc } = trees.host(name);
+    const t = await testApp({ leaseCheckMs: 0, policy, topology: readSysfsTopology(sys, { proc }) });
+    apps.push(t);
+    return t;
+  }
+
+  for (const host of HOSTS.filter((h) => h.name !== 'iommu-off')) {
+    for (const policy of ['device-first', 'group-first'] as const) {
+      it(`${host.name}, ${policy}: agrees with the server on every device`, async () => {
+        const t = await hostApp(host.name, policy);
+        // sysfs carries no labels: clearances do not matter here.
+        const alice = await t.user('alice', []);
+        const ids = ((await t.admin({ method: 'GET', url: '/v1/devices' })).json() as { id: string }[]).map((d) => d.id);
+        expect(ids.length).toBeGreaterThan(0);
+        await agreeOnEveryDevice(t, alice.token, policy, ids);
+      });
+    }
+  }
+
+  it('a function the firmware leaves out of every IOMMU group: never assignable, and why', async () => {
+    const t = await hostApp('amd', 'device-first');
+    const alice = await t.user('alice', []);
+    await context(t, alice.token);
+    const x = await why(t, alice.token, '0000:00:00.2');
+    expect(x.verdict).toBe('no');
+    expect(x.blockers.map((b) => [b.rule, b.subject])).toEqual([['no-iommu-group', '0000:00:00.2']]);
+    expect(x.blockers[0]!.fix).toContain('amd_iommu=on');
+    expect(x.dryRun).toMatchObject({ status: 404, errno: 'ENODEV' });
+    expect(x.warnings).toEqual([expect.objectContaining({ code: 'no-iommu', subject: '0000:00:00.2' })]);
+    expect(x.warnings[0]!.advice).toContain('never be assigned');
   });
 
-  it('a device in no IOMMU group cannot be taken', async () => {
-    const t = await start();
-    const alice = await t.user('alice', ['shared']);
-    const facts = await gatherFacts(apiAs(t, alice.token), '0000:02:01.2');
-    const x = explain({ ...facts, device: { ...facts.device!, groupId: null }, dryRun: null });
-    expect(x.verdict).toBe('no');
-    expect(x.blockers[0]).toMatchObject({ rule: 'no-iommu-group', subject: '0000:02:01.2' });
-    expect(x.blockers[0]!.fix).toContain('intel_iommu=on');
+  it("passes on the group's isolation warnings, with advice", async () => {
+    const t = await hostApp('server-switch', 'device-first');
+    const alice = await t.user('alice', []);
+    const groups = (await t.admin({ method: 'GET', url: '/v1/groups' })).json() as { id: number; devices: string[]; warnings: { code: string }[] }[];
+    const warned = groups.find((g) => g.warnings.some((w) => w.code === 'no-acs'));
+    expect(warned, 'the switch without ACS warns').toBeDefined();
+    const x = await why(t, alice.token, warned!.devices[0]!);
+    expect(x.warnings.map((w) => w.code)).toContain('no-acs');
+    // A device shows its group's warnings too: each is listed once.
+    expect(new Set(x.warnings.map((w) => `${w.code}|${w.subject}|${w.detail}`)).size).toBe(x.warnings.length);
+    expect(toText(x)).toMatch(/warning \(no-acs\)[^\n]*\n {4}advice: Hand the whole group/);
   });
 });

@@ -418,7 +418,14 @@ function renderExplanation(x) {
     );
   }
   if (x.warnings.length) {
-    parts.push(h('h4', {}, 'Isolation warnings'), h('ul', { class: 'why-warnings' }, x.warnings.map((w) => h('li', {}, `⚠ ${w.code} (${w.subject}): ${w.detail}`))));
+    parts.push(
+      h('h4', {}, 'Isolation warnings'),
+      h(
+        'ul',
+        { class: 'why-warnings' },
+        x.warnings.map((w) => h('li', {}, h('p', {}, `⚠ ${w.code} (${w.subject}): ${w.detail}`), w.advice ? h('p', { class: 'advice' }, h('strong', {}, 'Advice: '), w.advice) : null)),
+      ),
+    );
   }
   if (x.notes.length) parts.push(h('ul', { class: 'why-notes' }, x.notes.map((n) => h('li', {}, n))));
   if (x.dryRun) {

@@ -44,7 +44,7 @@ export interface Explanation {
   verdict: 'yes' | 'no' | 'yours' | 'unknown';
   summary: string;
   blockers: Blocker[];
-  warnings: { code: string; subject: string; detail: string }[];
+  warnings: { code: string; subject: string; detail: string; advice: string }[];
   notes: string[];
   dryRun: {
     request: string;
@@ -58,6 +58,7 @@ export interface Explanation {
 }
 
 export const USER_SAFE_DRIVERS: string[];
+export const WARNING_ADVICE: Record<string, string>;
 export function isVirtual(device: { kind: string }): boolean;
 export function isKernelDma(device: { kind: string; driver: string }): boolean;
 export class WhyError extends Error {

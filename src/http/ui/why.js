@@ -25,6 +25,15 @@ export function isKernelDma(device) {
   return !isVirtual(device) && !USER_SAFE_DRIVERS.includes(device.driver);
 }
 
+/** What to do about each isolation warning (they warn; only no-iommu also refuses). */
+export const WARNING_ADVICE = {
+  'no-acs': 'Hand the whole group, and everything else below that port, to one tenant only; keep host devices out from under it.',
+  'multifunction-no-acs': 'Assign these functions together, to one tenant; never split them between tenants or with the host.',
+  'acs-override': 'On a host shared by tenants boot without pcie_acs_override; otherwise treat every group below that port as one.',
+  'identity-domain': "Boot without iommu=pt, or write DMA to the group's type, before giving its devices to anyone untrusted.",
+  'no-iommu': "It can never be assigned: check the kernel log and the firmware's DMAR/IVRS tables, or move the card.",
+};
+
 /** A device id in a path: PCI addresses keep their colons, anything else is escaped. */
 const pathId = (id) => encodeURIComponent(id).replace(/%3A/gi, ':');
 
@@ -64,8 +73,9 @@ export async function gatherFacts(api, deviceId, options = {}) {
     mine.find((c) => c.id === options.contextId) ?? mine.find((c) => group !== null && c.id === group.owner) ?? mine[0] ?? null;
 
   let dryRun = null;
-  if (context !== null && group !== null) {
-    const policy = system.body.policy;
+  const policy = system.body.policy;
+  // Group-first opens a group, so a device without one has nothing to try (the views explain it).
+  if (context !== null && (group !== null || policy !== 'group-first')) {
     const path =
       policy === 'group-first'
         ? `/v1/groups/${group.id}/open?dryRun=true`
@@ -77,7 +87,7 @@ export async function gatherFacts(api, deviceId, options = {}) {
     deviceId,
     device: device.body,
     me,
-    policy: system.body.policy,
+    policy,
     groups: groups.body,
     devices: devices.body,
     contexts: mine,
@@ -236,7 +246,7 @@ export function explain(facts) {
       }
       if (blockers.length === 0) add({ rule: 'server', subject: device.id, text: `The server refuses: ${p.detail ?? `HTTP ${dryRun.status}`}`, fix: fixFor(p.errno) });
     }
-  } else if (group !== null) {
+  } else if (group !== null || !groupFirst) {
     notes.push(
       context === null
         ? 'You have no context, so the server was not asked: create one first (POST /v1/contexts {}).'
@@ -250,7 +260,7 @@ export function explain(facts) {
     const key = `${w.code}|${w.deviceId ?? ''}|${w.detail ?? ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    warnings.push({ code: w.code, subject: w.deviceId ?? (group ? `group ${group.id}` : device.id), detail: w.detail ?? '' });
+    warnings.push({ code: w.code, subject: w.deviceId ?? (group ? `group ${group.id}` : device.id), detail: w.detail ?? '', advice: WARNING_ADVICE[w.code] ?? '' });
   }
 
   const n = blockers.length;
@@ -298,7 +308,10 @@ export function fixFor(errno) {
 export function toText(x) {
   const lines = [x.summary];
   for (const b of x.blockers) lines.push(`  blocker (${b.rule}): ${b.text}`, `    fix: ${b.fix}`);
-  for (const w of x.warnings) lines.push(`  warning (${w.code}) ${w.subject}: ${w.detail}`);
+  for (const w of x.warnings) {
+    lines.push(`  warning (${w.code}) ${w.subject}: ${w.detail}`);
+    if (w.advice) lines.push(`    advice: ${w.advice}`);
+  }
   for (const n of x.notes) lines.push(`  note: ${n}`);
   if (x.dryRun) {
     lines.push(
