@@ -135,7 +135,7 @@ export function explain(facts) {
       rule: 'no-iommu-group',
       subject: device.id,
       text: `${describe(device)} is in no IOMMU group: nothing would confine its DMA.`,
-      fix: 'Turn the IOMMU on (intel_iommu=on or amd_iommu=on on the kernel command line) and reload the inventory.',
+      fix: "None through ioasd: check that the IOMMU is on (intel_iommu=on or amd_iommu=on on the kernel command line) and that the firmware's DMAR/IVRS tables cover the device (or move the card), then reload the inventory.",
     });
   }
 
