@@ -1,9 +1,19 @@
 /**
- * Map+unmap cost in the allocator core at 1k, 100k and 1M live mappings. The store does no I/O, so
- * the figure is the core's own cost (IOVA index, rule checks, quota accounting, undo log). Each op
- * unmaps a random live mapping and maps it back at the same IOVA: random positions, so cache misses
- * in a big index are paid honestly. Auto-allocated maps (first fit) are measured the same way.
+ * The allocator core at 1k, 100k and 1M live mappings. The store does no I/O, so the figures are the
+ * core's own cost (IOVA index, rule checks, quota accounting, undo log).
+ *
+ * Fixed positions: each op unmaps a random live mapping and maps it back at the same IOVA, so cache
+ * misses in a big index are paid honestly. The baseline is the `sorted-btree` package (a B+tree of
+ * number keys, the usual choice for an ordered map in JS) doing the least any index must do for the
+ * same pair: remove the key, check that nothing below the range's end reaches into it, insert it back,
+ * at the same random positions. Rounds alternate between the two, the figures are medians of rounds.
+ *
+ * Memory: heap (plus ArrayBuffer memory, where the IOVA index keeps its rows) after a full GC, before
+ * and after building 1M mappings, divided by 1M. Needs node --expose-gc (npm run bench passes it).
+ *
+ * Auto-allocated maps (first fit through the gap index) are measured against their own cost at 1k.
  */
+import sortedBtree from 'sorted-btree';
 import type * as AllocatorModule from '../src/core/allocator.js';
 import type { Allocator, Caller } from '../src/core/allocator.js';
 import type { AllocatorPort, AuditPort } from '../src/core/ports.js';
@@ -11,6 +21,9 @@ import { load } from './runtime.js';
 import { fmt, median, type Figure } from './util.js';
 
 const { Allocator: AllocatorImpl } = await load<typeof AllocatorModule>('core/allocator.js');
+// A CommonJS package: its class is the `default` property of module.exports.
+const BTree = sortedBtree.default;
+type BTree<K, V> = InstanceType<typeof BTree<K, V>>;
 
 const noStore: AllocatorPort & AuditPort & { transaction<T>(fn: () => T): T } = {
   transaction: (fn) => fn(),
@@ -28,8 +41,11 @@ const noStore: AllocatorPort & AuditPort & { transaction<T>(fn: () => T): T } = 
 };
 
 const who: Caller = { id: 'bench', role: 'user' };
-const STRIDE = 0x2000n; // mappings of 0x1000 with a hole between each
+const BASE = 0x100000; // first mapping; the pages below are filled so auto-allocation searches past all
+const STRIDE = 0x2000; // mappings of 0x1000 with a hole between each
+const LENGTH = 0x1000;
 const rw = { read: true, write: true };
+const ROUNDS = 7;
 
 function populated(n: number): { allocator: Allocator; ioas: number } {
   const allocator = new AllocatorImpl({
@@ -44,55 +60,141 @@ function populated(n: number): { allocator: Allocator; ioas: number } {
   const ioas = allocator.createIoas(who, ctx.id).id;
   for (let i = 0; i < n; i += 10_000) {
     const batch = [];
-    for (let j = i; j < Math.min(n, i + 10_000); j++) batch.push({ iova: 0x100000n + BigInt(j) * STRIDE, length: 0x1000n, userAddress: 0n, ...rw });
+    for (let j = i; j < Math.min(n, i + 10_000); j++) batch.push({ iova: BigInt(BASE + j * STRIDE), length: BigInt(LENGTH), userAddress: 0n, ...rw });
     allocator.mapBatch(who, ioas, batch);
   }
   return { allocator, ioas };
 }
 
-/** ns per (unmap + map) pair at random live positions. */
-function fixedCost(allocator: Allocator, ioas: number, n: number, ops: number): number {
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed);
+/** The same pseudo-random positions for both sides of a round. */
+function positions(n: number, ops: number, seed: number): Float64Array {
+  const out = new Float64Array(ops);
+  let s = seed;
+  for (let k = 0; k < ops; k++) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    out[k] = BASE + (s % n) * STRIDE;
+  }
+  return out;
+}
+
+/** ns per (unmap + map back) pair in ioasd's core. */
+function ioasdFixed(allocator: Allocator, ioas: number, at: Float64Array): number {
+  const length = BigInt(LENGTH);
+  const t0 = process.hrtime.bigint();
+  for (let k = 0; k < at.length; k++) {
+    const iova = BigInt(at[k]!);
+    allocator.unmap(who, ioas, { iova, length });
+    allocator.map(who, ioas, { iova, length, userAddress: 0n, ...rw });
+  }
+  return Number(process.hrtime.bigint() - t0) / at.length;
+}
+
+/** ns per (remove + overlap check + insert) in sorted-btree, keyed by start, valued by last. */
+function btreeFixed(tree: BTree<number, number>, at: Float64Array): number {
+  const t0 = process.hrtime.bigint();
+  for (let k = 0; k < at.length; k++) {
+    const iova = at[k]!;
+    const last = iova + LENGTH - 1;
+    tree.delete(iova);
+    const below = tree.getPairOrNextLower(last);
+    if (below !== undefined && below[1] >= iova) throw new Error('overlap');
+    tree.set(iova, last);
+  }
+  return Number(process.hrtime.bigint() - t0) / at.length;
+}
+
+/** ns per (auto map + unmap): the first fit is the hole past the packed run, found through the gap index. */
+function autoCost(allocator: Allocator, ioas: number, ops: number): number {
+  const length = BigInt(LENGTH);
   const t0 = process.hrtime.bigint();
   for (let k = 0; k < ops; k++) {
-    const iova = 0x100000n + BigInt(rnd() % n) * STRIDE;
-    allocator.unmap(who, ioas, { iova, length: 0x1000n });
-    allocator.map(who, ioas, { iova, length: 0x1000n, userAddress: 0n, ...rw });
+    const m = allocator.map(who, ioas, { length, userAddress: 0n, ...rw });
+    allocator.unmap(who, ioas, { iova: m.iova, length });
   }
   return Number(process.hrtime.bigint() - t0) / ops;
 }
 
-/** ns per (auto map + unmap): the first fit is the hole below the packed run, found through the gap index. */
-function autoCost(allocator: Allocator, ioas: number, ops: number): number {
-  const t0 = process.hrtime.bigint();
-  for (let k = 0; k < ops; k++) {
-    const m = allocator.map(who, ioas, { length: 0x1000n, userAddress: 0n, ...rw });
-    allocator.unmap(who, ioas, { iova: m.iova, length: 0x1000n });
-  }
-  return Number(process.hrtime.bigint() - t0) / ops;
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) throw new Error('bench/core needs node --expose-gc (npm run bench passes it)');
+  collect();
+  collect();
 }
+
+interface SizeResult {
+  n: number;
+  ioasd: number[];
+  btree: number[];
+  auto: number;
+  /** Bytes per live mapping: V8 heap, ArrayBuffers. */
+  heap?: { heap: number; buffers: number };
+}
+
+function measure(n: number, withMemory: boolean): SizeResult {
+  let heap: SizeResult['heap'];
+  let before: NodeJS.MemoryUsage | undefined;
+  if (withMemory) {
+    gc();
+    before = process.memoryUsage();
+  }
+  const { allocator, ioas } = populated(n);
+  if (before) {
+    gc();
+    const after = process.memoryUsage();
+    heap = { heap: (after.heapUsed - before.heapUsed) / n, buffers: (after.arrayBuffers - before.arrayBuffers) / n };
+  }
+  const tree = new BTree<number, number>();
+  for (let j = 0; j < n; j++) tree.set(BASE + j * STRIDE, BASE + j * STRIDE + LENGTH - 1);
+  // Fill the low holes so that auto-allocation has to search past the whole packed run.
+  allocator.mapBatch(who, ioas, Array.from({ length: BASE / LENGTH - 1 }, (_, i) => ({ iova: BigInt((i + 1) * LENGTH), length: BigInt(LENGTH), userAddress: 0n, ...rw })));
+  const ops = n >= 100_000 ? 40_000 : 60_000;
+  ioasdFixed(allocator, ioas, positions(n, 20_000, 1)); // warm-up
+  btreeFixed(tree, positions(n, 20_000, 1));
+  const ioasd: number[] = [];
+  const btree: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const at = positions(n, ops, 1000 + round);
+    // Alternate which side goes first, so neither always runs on a warmer (or noisier) machine.
+    if (round % 2 === 0) {
+      ioasd.push(ioasdFixed(allocator, ioas, at));
+      btree.push(btreeFixed(tree, at));
+    } else {
+      btree.push(btreeFixed(tree, at));
+      ioasd.push(ioasdFixed(allocator, ioas, at));
+    }
+  }
+  autoCost(allocator, ioas, 5_000);
+  const auto = median([1, 2, 3].map(() => autoCost(allocator, ioas, 20_000)));
+  return { n, ioasd, btree, auto, heap };
+}
+
+const spread = (xs: number[]) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
 
 export function benchCore(): Figure[] {
-  const sizes = [1_000, 100_000, 1_000_000];
-  const fixed = new Map<number, number>();
-  const auto = new Map<number, number>();
-  for (const n of sizes) {
-    const { allocator, ioas } = populated(n);
-    // Fill the low holes so that auto-allocation has to search past the whole packed run.
-    allocator.mapBatch(who, ioas, Array.from({ length: 0x100 - 1 }, (_, i) => ({ iova: BigInt(i + 1) * 0x1000n, length: 0x1000n, userAddress: 0n, ...rw })));
-    fixedCost(allocator, ioas, n, 20_000); // warm-up
-    fixed.set(n, median([1, 2, 3].map(() => fixedCost(allocator, ioas, n, 50_000))));
-    autoCost(allocator, ioas, 5_000);
-    auto.set(n, median([1, 2, 3].map(() => autoCost(allocator, ioas, 20_000))));
-    console.log(`core  n=${fmt(n).padStart(9)}  fixed map+unmap ${fmt(fixed.get(n)!)} ns (${fmt(1e9 / fixed.get(n)!)} pairs/s)  auto map+unmap ${fmt(auto.get(n)!)} ns`);
+  const results = [measure(1_000, false), measure(100_000, false), measure(1_000_000, true)];
+  for (const r of results) {
+    const speed = median(r.btree) / median(r.ioasd);
+    console.log(
+      `core  n=${fmt(r.n).padStart(9)}  fixed map+unmap: ioasd ${fmt(median(r.ioasd))} ns (rounds ${spread(r.ioasd)}), ` +
+        `sorted-btree ${fmt(median(r.btree))} ns (rounds ${spread(r.btree)}), speed ${fmt(speed, 2)}x  auto ${fmt(r.auto)} ns`,
+    );
   }
-  const ratio = fixed.get(1_000_000)! / fixed.get(1_000)!;
-  const autoRatio = auto.get(1_000_000)! / auto.get(1_000)!;
+  const [small, , big] = results as [SizeResult, SizeResult, SizeResult];
+  const speed = median(big.btree) / median(big.ioasd);
+  const ratio = median(big.ioasd) / median(small.ioasd);
+  const autoRatio = big.auto / small.auto;
+  const heap = big.heap!;
+  const perMapping = heap.heap + heap.buffers;
+  console.log(`core  memory per live mapping at 1M: ${fmt(heap.heap, 1)} B heap + ${fmt(heap.buffers, 1)} B ArrayBuffers`);
   return [
-    ...sizes.map((n) => ({ name: `core fixed map+unmap @${fmt(n)}`, value: `${fmt(fixed.get(n)!)} ns` })),
+    ...results.map((r) => ({
+      name: `core fixed map+unmap @${fmt(r.n)}: ioasd / sorted-btree`,
+      value: `${fmt(median(r.ioasd))} / ${fmt(median(r.btree))} ns: ${fmt(median(r.btree) / median(r.ioasd), 2)}x`,
+    })),
+    { name: 'core fixed speed vs sorted-btree @1M', value: `${fmt(speed, 2)}x`, target: '>= 1.0x', pass: speed >= 1 },
     { name: 'core fixed cost ratio 1M / 1k', value: `${fmt(ratio, 2)}x`, target: '<= 2x', pass: ratio <= 2 },
-    ...sizes.map((n) => ({ name: `core auto map+unmap @${fmt(n)}`, value: `${fmt(auto.get(n)!)} ns` })),
+    { name: 'core heap per live mapping @1M', value: `${fmt(perMapping)} B`, target: '<= 160 B', pass: perMapping <= 160 },
+    ...results.map((r) => ({ name: `core auto map+unmap @${fmt(r.n)}`, value: `${fmt(r.auto)} ns` })),
     { name: 'core auto cost ratio 1M / 1k', value: `${fmt(autoRatio, 2)}x`, target: '<= 2x', pass: autoRatio <= 2 },
   ];
 }

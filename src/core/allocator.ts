@@ -1,7 +1,7 @@
 import { fail, type Blocker } from './errors.js';
 import { IoasidAllocator } from './ioasid.js';
 import { IovaSpace } from './iova-space.js';
-import { IovaTree } from './iova-tree.js';
+import { SharedPages } from './mapping-rows.js';
 import {
   checkAllowedRanges,
   checkIommufdMapArgs,
@@ -77,6 +77,7 @@ export class Allocator {
   private readonly usage = new Map<string, Usage>();
   private readonly ids: IoasidAllocator;
   private nextPagesId = 1;
+  private readonly sharedPages = new SharedPages();
   /** Holders of an ioas other than its mappings (groups, devices, hwpts): destroy is EBUSY while any. */
   private readonly holders = new Map<number, Set<string>>();
   /** Run first when a context is released, to undo what the ownership policies hold for it. */
@@ -90,7 +91,7 @@ export class Allocator {
     for (const row of loaded.ioas) {
       const ctx = this.contexts.get(row.contextId);
       if (!ctx) continue;
-      const space = new IovaSpace(row.id, row.contextId, ctx.principalId, row.createdAt);
+      const space = new IovaSpace(row.id, row.contextId, ctx.principalId, row.createdAt, this.sharedPages);
       space.allowed = row.allowed;
       this.spaces.set(row.id, space);
       this.usageOf(ctx.principalId).ioas++;
@@ -101,7 +102,7 @@ export class Allocator {
     const flush = (): void => {
       const space = this.spaces.get(batchIoas);
       if (space && batch.length > 0) {
-        space.mappings = IovaTree.fromSorted(batch);
+        space.mappings.load(batch);
         this.usageOf(space.principalId).mappings += batch.length;
       }
       batch = [];
@@ -222,7 +223,7 @@ export class Allocator {
     return this.mutate(
       () => {
         const id = this.ids.allocate();
-        const space = new IovaSpace(id, ctx.id, ctx.principalId, new Date(this.deps.now()).toISOString());
+        const space = new IovaSpace(id, ctx.id, ctx.principalId, new Date(this.deps.now()).toISOString(), this.sharedPages);
         this.deps.store.insertIoas({ id, contextId: ctx.id, allowed: [], createdAt: space.createdAt });
         this.spaces.set(id, space);
         usage.ioas++;

@@ -1,5 +1,6 @@
 import { fail } from './errors.js';
 import { IovaTree } from './iova-tree.js';
+import { mappingRows, type SharedPages } from './mapping-rows.js';
 import type { Domain, Mapping, Range } from './model.js';
 import { anyMeets, complement, mergeRanges } from './ranges.js';
 import { U64_MAX } from './u64.js';
@@ -10,7 +11,7 @@ import { U64_MAX } from './u64.js';
  * Kernel: drivers/iommu/iommufd/io_pagetable.c.
  */
 export class IovaSpace {
-  mappings = new IovaTree<Mapping>();
+  readonly mappings: IovaTree<Mapping>;
   allowed: Range[] = [];
   private domainList: Domain[] = [];
   private reservedCache: Range[] | null = [];
@@ -20,7 +21,11 @@ export class IovaSpace {
     readonly contextId: string,
     readonly principalId: string,
     readonly createdAt: string,
-  ) {}
+    /** The allocator's pages shared between mappings (copies), common to all its address spaces. */
+    readonly sharedPages: SharedPages,
+  ) {
+    this.mappings = new IovaTree(mappingRows(principalId, sharedPages));
+  }
 
   get domains(): readonly Domain[] {
     return this.domainList;
@@ -71,7 +76,7 @@ export class IovaSpace {
    */
   setDomain(domain: Domain): Domain | undefined {
     const previous = this.domainList.find((d) => d.key === domain.key);
-    const candidate = new IovaSpace(this.id, this.contextId, this.principalId, this.createdAt);
+    const candidate = new IovaSpace(this.id, this.contextId, this.principalId, this.createdAt, this.sharedPages);
     candidate.domainList = [...this.domainList.filter((d) => d.key !== domain.key), domain];
     candidate.reservedCache = null;
     const reserved = candidate.reserved;

@@ -1,16 +1,20 @@
 import { U64_MAX } from './u64.js';
+import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } from './u64-float.js';
 
 /**
  * The ordered, non-overlapping areas of one I/O address space, in a B+tree keyed by start address.
  *
- * Why a B+tree: lookups, inserts and removes are O(log n) with a fan-out of 64, so an address space
- * with a million areas is three or four levels deep and each level is one small array, which keeps
- * the cost at 1M areas close to the cost at 1k.
+ * Flat rows: a leaf is one Float64Array holding up to 64 rows side by side, no object per area. A row
+ * is [iova, last, gap, meta, ...payload], each u64 as the float64 nearest to it with its small
+ * correction packed into `meta` (u64-float.ts), so addresses below 2^53 never touch BigInt and the
+ * exact value is always kept. The payload and 16 bits of `meta` belong to a {@link RowCodec}, which
+ * turns an item into columns and back: the tree hands out items materialized on read, so a million
+ * areas are a few thousand typed arrays instead of millions of objects for the collector to trace.
  *
- * Lowest-fitting-hole search (IOVA auto-allocation) is O(log n) too: every entry remembers the size
- * of the hole just below it ("gap"), and every node the largest gap beneath it. Gaps are u64, kept
- * for pruning as float64: rounding is monotonic, so `gap >= len` implies `Number(gap) >= Number(len)`
- * and pruning on the float never skips a real fit; candidates are then checked exactly.
+ * Lowest-fitting-hole search (IOVA auto-allocation) is O(log n): every row keeps the size of the hole
+ * just below it ("gap", as the float64 nearest to it) and every node the largest gap beneath it.
+ * Rounding is monotonic, so `gap >= len` implies `Number(gap) >= Number(len)` and pruning on the float
+ * never skips a real fit; candidates are then checked exactly.
  */
 export interface Span {
   readonly iova: bigint;
@@ -22,136 +26,213 @@ export interface Hole {
   last: bigint;
 }
 
-const FANOUT = 64;
-const HALF = FANOUT / 2;
+/** How a tree keeps the rest of an item beside the iova and last it indexes. */
+export interface RowCodec<T extends Span> {
+  /** float64 columns per row after the tree's own {@link ROW_HEAD}. */
+  readonly width: number;
+  /**
+   * Writes the item's columns at row[at + ROW_HEAD ...] and answers up to 16 bits kept in the row's
+   * meta. `bulk`: the item comes from a restart's bulk load rather than a single insert.
+   */
+  write(item: T, row: Float64Array, at: number, bulk: boolean): number;
+  /** The item of the row at `at`, given its exact iova and last and its 16 bits. */
+  read(iova: bigint, last: bigint, bits: number, row: Float64Array, at: number): T;
+  /** Told about each item the tree removed (as materialized by read). */
+  removed?(item: T): void;
+}
+
+/** Row columns kept by the tree itself. */
+export const COL_IOVA = 0;
+export const COL_LAST = 1;
+const COL_GAP = 2;
+const COL_META = 3;
+export const ROW_HEAD = 4;
+
+/** meta = codec bits + BITS * (zigzag(iova delta) + DELTA_CODES * zigzag(last delta)): 0 deltas keep it below BITS. */
+const BITS = 0x10000;
+
+function metaOf(bits: number, dIova: number, dLast: number): number {
+  return dIova === 0 && dLast === 0 ? bits : bits + BITS * (zigzag(dIova) + DELTA_CODES * zigzag(dLast));
+}
+
+function iovaDelta(meta: number): number {
+  return meta < BITS ? 0 : unzigzag(Math.floor(meta / BITS) % DELTA_CODES);
+}
+
+function lastDelta(meta: number): number {
+  return meta < BITS ? 0 : unzigzag(Math.floor(meta / BITS / DELTA_CODES));
+}
+
+/** Number(iova - prevLast - 1): the float64 of the hole below a row, given its predecessor's last (-1 for none). */
+function gapNum(iA: number, iD: number, pA: number, pD: number): number {
+  // Below 2^53 both deltas are 0 and the subtraction is exact.
+  if (iA < EXACT && pA < EXACT) return iA - pA - 1;
+  return Number(joinU64(iA, iD) - joinU64(pA, pD) - 1n);
+}
+
+/** Items as {iova, last} only (no payload). */
+export const SPAN_ROWS: RowCodec<Span> = {
+  width: 0,
+  write: () => 0,
+  read: (iova, last) => ({ iova, last }),
+};
+
+const LEAF_CAP = 64;
+const BRANCH_CAP = 64;
 /**
- * A node merges with a neighbour only below a quarter full: merging at half would make a tree built
- * by ascending inserts (every leaf exactly half full) merge on each remove and split on the next insert.
+ * A node rebalances only below a quarter full: at half, a tree built by ascending inserts would merge
+ * on each remove and split on the next insert.
  */
-const MIN_FILL = FANOUT / 4;
+const LEAF_MIN = LEAF_CAP / 4;
+const BRANCH_MIN = BRANCH_CAP / 4;
+/**
+ * A node that overflows at the far end of the tree (ascending or descending inserts, the common
+ * pattern of a batch) keeps this many rows so the tree fills to 7/8 instead of 1/2; a bulk load
+ * fills nodes the same way.
+ */
+const EDGE_KEEP = LEAF_CAP - 8;
+const BRANCH_FILL = BRANCH_CAP - 8;
 
-interface Leaf<T extends Span> {
-  leaf: true;
-  items: T[];
-  /** items[i].iova as float64: binary searches run over this unboxed array and settle ties exactly. */
-  keyNums: number[];
-  /** gaps[i]: size of the hole between the previous area (in the whole tree) and items[i]. */
-  gaps: bigint[];
-  /** The same gaps as float64, for pruning without conversions. */
-  gapNums: number[];
-  maxGap: number;
+class Leaf {
+  readonly leaf = true;
+  n = 0;
+  maxGap = -1;
+  parent: Branch | null = null;
+  /** Index in the parent. */
+  pi = 0;
+  prev: Leaf | null = null;
+  next: Leaf | null = null;
+  /** One spare row: a full leaf takes the insert, then splits. */
+  readonly v: Float64Array;
+  constructor(stride: number) {
+    this.v = new Float64Array((LEAF_CAP + 1) * stride);
+  }
 }
 
-interface Branch<T extends Span> {
-  leaf: false;
-  children: Node<T>[];
-  /** Smallest start address in each child. */
-  mins: bigint[];
-  /** The same as float64 (see Leaf.keyNums). */
-  minNums: number[];
-  /** Each child's maxGap, kept here so that a branch's maximum never reads its children's objects. */
-  childGaps: number[];
-  maxGap: number;
+class Branch {
+  readonly leaf = false;
+  n = 0;
+  maxGap = -1;
+  parent: Branch | null = null;
+  pi = 0;
+  /** Per child: its smallest iova as (approx, delta). */
+  readonly keys = new Float64Array((BRANCH_CAP + 1) * 2);
+  /** Per child: its largest gap. */
+  readonly gaps = new Float64Array(BRANCH_CAP + 1);
+  readonly kids: Node[] = [];
 }
 
-type Node<T extends Span> = Leaf<T> | Branch<T>;
-
-/** One step of a root-to-leaf path: the node and the child/item index taken in it. */
-interface Step<T extends Span> {
-  node: Node<T>;
-  index: number;
-}
-
-function maxOf(values: readonly number[]): number {
-  let m = -1;
-  for (let i = 0; i < values.length; i++) if (values[i]! > m) m = values[i]!;
-  return m;
-}
-
-function nodeMaxGap<T extends Span>(node: Node<T>): number {
-  return node.maxGap;
-}
-
-/** The largest gap under a node, from its own arrays (no allocation: this runs on every change). */
-function computeMaxGap<T extends Span>(node: Node<T>): number {
-  return maxOf(node.leaf ? node.gapNums : node.childGaps);
-}
-
-/** A branch over these children, with its keys and maxima. */
-function branchOf<T extends Span>(children: Node<T>[]): Branch<T> {
-  const mins = children.map(minOf);
-  const childGaps = children.map(nodeMaxGap);
-  return { leaf: false, children, mins, minNums: mins.map(Number), childGaps, maxGap: maxOf(childGaps) };
-}
-
-/** Re-reads every child's key and maximum after the children of a branch were rearranged. */
-function resync<T extends Span>(b: Branch<T>): void {
-  b.mins = b.children.map(minOf);
-  b.minNums = b.mins.map(Number);
-  b.childGaps = b.children.map(nodeMaxGap);
-  b.maxGap = maxOf(b.childGaps);
-}
-
-function emptyLeaf<T extends Span>(): Leaf<T> {
-  return { leaf: true, items: [], keyNums: [], gaps: [], gapNums: [], maxGap: -1 };
-}
+type Node = Leaf | Branch;
 
 export class IovaTree<T extends Span> {
-  private root: Node<T> = emptyLeaf<T>();
+  private root: Node;
   private count = 0;
+  /** float64s per row. */
+  private readonly stride: number;
+  /** The key being searched, split (set by setKey). */
+  private kA = 0;
+  private kD = 0;
+  /** A row found by a seek. */
+  private hitLeaf: Leaf | null = null;
+  private hitIdx = -1;
+  /** A predecessor's last, split (set by predLast). */
+  private pA = -1;
+  private pD = 0;
+
+  constructor(readonly codec: RowCodec<T> = SPAN_ROWS as unknown as RowCodec<T>) {
+    this.stride = ROW_HEAD + codec.width;
+    this.root = new Leaf(this.stride);
+  }
 
   get size(): number {
     return this.count;
   }
 
   /** Builds a tree from areas sorted by iova and not overlapping, in O(n) (restart from the database). */
-  static fromSorted<T extends Span>(sorted: readonly T[]): IovaTree<T> {
-    const tree = new IovaTree<T>();
-    if (sorted.length === 0) return tree;
-    let level: Node<T>[] = [];
+  static fromSorted(sorted: readonly Span[]): IovaTree<Span>;
+  static fromSorted<T extends Span>(sorted: readonly T[], codec: RowCodec<T>): IovaTree<T>;
+  static fromSorted<T extends Span>(sorted: readonly T[], codec?: RowCodec<T>): IovaTree<T> {
+    const tree = new IovaTree<T>(codec);
+    tree.load(sorted);
+    return tree;
+  }
+
+  /** Replaces the content with areas sorted by iova and not overlapping, in O(n). */
+  load(sorted: readonly T[]): void {
+    const S = this.stride;
+    const n = sorted.length;
+    this.count = n;
+    if (n === 0) {
+      this.root = new Leaf(S);
+      return;
+    }
+    let level: Node[] = [];
+    const leaves = Math.ceil(n / EDGE_KEEP);
+    let pA = -1;
+    let pD = 0;
+    let prev: Leaf | null = null;
     let prevLast = -1n;
-    for (let i = 0; i < sorted.length; i += FANOUT - 8) {
-      // Leave some room in every node so the first inserts after a restart do not split at once.
-      const items = sorted.slice(i, i + FANOUT - 8);
-      const gaps = items.map((it) => {
-        const g = it.iova - prevLast - 1n;
-        prevLast = it.last;
-        return g;
-      });
-      const gapNums = gaps.map(Number);
-      level.push({ leaf: true, items, keyNums: items.map((it) => Number(it.iova)), gaps, gapNums, maxGap: maxOf(gapNums) });
+    for (let l = 0, idx = 0; l < leaves; l++) {
+      const leaf = new Leaf(S);
+      const take = Math.floor((n * (l + 1)) / leaves) - Math.floor((n * l) / leaves);
+      for (let j = 0; j < take; j++, idx++) {
+        const item = sorted[idx]!;
+        if (item.iova <= prevLast || item.last < item.iova) throw new Error(`IovaTree.load: areas out of order or overlapping at 0x${item.iova.toString(16)}`);
+        prevLast = item.last;
+        const at = j * S;
+        this.writeRow(leaf.v, at, item, true);
+        const iD = iovaDelta(leaf.v[at + COL_META]!);
+        leaf.v[at + COL_GAP] = gapNum(leaf.v[at]!, iD, pA, pD);
+        pA = leaf.v[at + COL_LAST]!;
+        pD = lastDelta(leaf.v[at + COL_META]!);
+      }
+      leaf.n = take;
+      leaf.maxGap = this.leafMax(leaf);
+      leaf.prev = prev;
+      if (prev) prev.next = leaf;
+      prev = leaf;
+      level.push(leaf);
     }
     while (level.length > 1) {
-      const next: Node<T>[] = [];
-      for (let i = 0; i < level.length; i += FANOUT - 8) {
-        const children = level.slice(i, i + FANOUT - 8);
-        next.push(branchOf(children));
+      const next: Node[] = [];
+      const groups = Math.ceil(level.length / BRANCH_FILL);
+      for (let g = 0, idx = 0; g < groups; g++) {
+        const b = new Branch();
+        const take = Math.floor((level.length * (g + 1)) / groups) - Math.floor((level.length * g) / groups);
+        for (let j = 0; j < take; j++) this.setChild(b, j, level[idx++]!);
+        b.n = take;
+        b.maxGap = branchMax(b);
+        next.push(b);
       }
       level = next;
     }
-    tree.root = level[0]!;
-    tree.count = sorted.length;
-    return tree;
+    this.root = level[0]!;
+    this.root.parent = null;
   }
 
   /** The area containing address `a`, if any. */
   find(a: bigint): T | undefined {
-    const floor = this.floor(a);
-    return floor !== undefined && floor.last >= a ? floor : undefined;
+    this.setKey(a);
+    if (!this.seekFloor()) return undefined;
+    const leaf = this.hitLeaf!;
+    const at = this.hitIdx * this.stride;
+    const meta = leaf.v[at + COL_META]!;
+    if (compareSplit(leaf.v[at + COL_LAST]!, lastDelta(meta), this.kA, this.kD) < 0) return undefined;
+    return this.rowAt(leaf, this.hitIdx);
   }
 
   /** The area with the greatest start <= a. */
   floor(a: bigint): T | undefined {
-    let node = this.root;
-    while (!node.leaf) node = node.children[Math.max(0, upperBoundMins(node, a) - 1)]!;
-    const i = upperBoundItems(node, a) - 1;
-    return i >= 0 ? node.items[i] : undefined;
+    this.setKey(a);
+    return this.seekFloor() ? this.rowAt(this.hitLeaf!, this.hitIdx) : undefined;
   }
 
   /** True when any area meets [start, last]. */
   overlaps(start: bigint, last: bigint): boolean {
-    const f = this.floor(last);
-    return f !== undefined && f.last >= start;
+    this.setKey(last);
+    if (!this.seekFloor()) return false;
+    const sA = Number(start);
+    return this.hitLastCompare(sA, deltaOf(start, sA)) >= 0;
   }
 
   /** Areas meeting [start, last], in address order. */
@@ -168,9 +249,14 @@ export class IovaTree<T extends Span> {
    * unmap of one whole mapping with a single descent.
    */
   meetingList(start: bigint, last: bigint): T[] {
-    const below = this.floor(last);
-    if (below === undefined || below.last < start) return [];
-    if (below.iova <= start) return [below];
+    this.setKey(last);
+    if (!this.seekFloor()) return [];
+    const sA = Number(start);
+    const sD = deltaOf(start, sA);
+    if (this.hitLastCompare(sA, sD) < 0) return [];
+    const leaf = this.hitLeaf!;
+    const at = this.hitIdx * this.stride;
+    if (compareSplit(leaf.v[at + COL_IOVA]!, iovaDelta(leaf.v[at + COL_META]!), sA, sD) <= 0) return [this.rowAt(leaf, this.hitIdx)];
     return [...this.meeting(start, last)];
   }
 
@@ -179,56 +265,71 @@ export class IovaTree<T extends Span> {
    * `includeContaining`, the one containing `start`).
    */
   *from(start = 0n, includeContaining = false): Generator<T> {
-    const path = this.pathTo(start);
-    const leafStep = path[path.length - 1]!;
-    let leaf = leafStep.node as Leaf<T>;
-    // pathTo picks the leaf whose first start is <= `start` (or the leftmost leaf), so only items[i - 1]
-    // can start at or contain `start`.
-    let i = leafStep.index;
-    const prev = leaf.items[i - 1];
-    if (prev && (prev.iova === start || (includeContaining && prev.last >= start))) i--;
-    for (;;) {
-      while (i < leaf.items.length) yield leaf.items[i++]!;
-      const next = this.nextLeaf(path);
-      if (!next) return;
-      leaf = next;
-      i = 0;
+    this.setKey(start);
+    let leaf: Leaf | null = this.descend();
+    let i = this.leafUB(leaf);
+    // The descent picks the leaf whose first start is <= `start` (or the leftmost leaf), so only row
+    // i - 1 can start at or contain `start`.
+    if (i > 0) {
+      const at = (i - 1) * this.stride;
+      const meta = leaf.v[at + COL_META]!;
+      if (
+        (leaf.v[at + COL_IOVA] === this.kA && iovaDelta(meta) === this.kD) ||
+        (includeContaining && compareSplit(leaf.v[at + COL_LAST]!, lastDelta(meta), this.kA, this.kD) >= 0)
+      ) {
+        i--;
+      }
+    }
+    for (; leaf; leaf = leaf.next, i = 0) {
+      while (i < leaf.n) yield this.rowAt(leaf, i++);
     }
   }
 
   /** Inserts an area; the caller has checked that it overlaps nothing. */
   insert(area: T): void {
-    const path = this.pathTo(area.iova);
-    const step = path[path.length - 1]!;
-    const leaf = step.node as Leaf<T>;
-    const i = step.index;
-    const gap = area.iova - this.lastBefore(path, i) - 1n;
-    leaf.items.splice(i, 0, area);
-    leaf.keyNums.splice(i, 0, Number(area.iova));
-    leaf.gaps.splice(i, 0, gap);
-    leaf.gapNums.splice(i, 0, Number(gap));
+    this.setKey(area.iova);
+    const leaf = this.descend();
+    const i = this.leafUB(leaf);
+    const S = this.stride;
+    const v = leaf.v;
+    if (i < leaf.n) v.copyWithin((i + 1) * S, i * S, leaf.n * S);
+    this.writeRow(v, i * S, area, false);
+    leaf.n++;
     this.count++;
+    this.refreshGap(leaf, i);
     // The area after the new one now has a smaller hole below it.
-    this.setFollowerGap(path, i + 1, area.last);
-    this.fixUp(path);
+    let next: Leaf | null = null;
+    if (i + 1 < leaf.n) this.refreshGap(leaf, i + 1);
+    else if (leaf.next) this.refreshGap((next = leaf.next), 0);
+    if (i === 0) this.fixMin(leaf);
+    if (leaf.n > LEAF_CAP) this.splitLeaf(leaf, i);
+    else this.gapsChanged(leaf);
+    if (next) this.gapsChanged(next);
   }
 
   /** Removes the area starting at `iova`; returns it, or undefined when there is none. */
   remove(iova: bigint): T | undefined {
-    const path = this.pathTo(iova);
-    const step = path[path.length - 1]!;
-    const leaf = step.node as Leaf<T>;
-    const i = step.index - 1;
-    if (i < 0 || leaf.items[i]!.iova !== iova) return undefined;
-    const area = leaf.items.splice(i, 1)[0]!;
-    leaf.keyNums.splice(i, 1);
-    const gap = leaf.gaps.splice(i, 1)[0]!;
-    leaf.gapNums.splice(i, 1);
-    step.index = i;
+    this.setKey(iova);
+    const leaf = this.descend();
+    const i = this.leafUB(leaf) - 1;
+    if (i < 0) return undefined;
+    const S = this.stride;
+    const v = leaf.v;
+    const at = i * S;
+    if (v[at + COL_IOVA] !== this.kA || iovaDelta(v[at + COL_META]!) !== this.kD) return undefined;
+    const area = this.rowAt(leaf, i);
+    v.copyWithin(at, at + S, leaf.n * S);
+    leaf.n--;
     this.count--;
     // The next area's hole grows to reach down to the area before the removed one.
-    this.setFollowerGap(path, i, area.iova - gap - 1n);
-    this.fixUp(path);
+    let next: Leaf | null = null;
+    if (i < leaf.n) this.refreshGap(leaf, i);
+    else if (leaf.next) this.refreshGap((next = leaf.next), 0);
+    if (i === 0 && leaf.n > 0) this.fixMin(leaf);
+    this.gapsChanged(leaf);
+    if (next) this.gapsChanged(next);
+    if (leaf.n < LEAF_MIN && leaf.parent) this.rebalance(leaf);
+    this.codec.removed?.(area);
     return area;
   }
 
@@ -239,293 +340,495 @@ export class IovaTree<T extends Span> {
    */
   firstFit(windowStart: bigint, windowLast: bigint, minSize: bigint, fits: (hole: Hole) => bigint | undefined): bigint | undefined {
     // The hole containing windowStart (or starting right after the area containing it).
-    const containing = this.find(windowStart);
-    let holeStart = containing ? containing.last + 1n : windowStart;
-    if (containing && containing.last === U64_MAX) return undefined;
+    let holeStart = windowStart;
+    this.setKey(windowStart);
+    if (this.seekFloor() && this.hitLastCompare(this.kA, this.kD) >= 0) {
+      const last = this.hitLast();
+      if (last === U64_MAX) return undefined;
+      holeStart = last + 1n;
+    }
     for (;;) {
       if (holeStart > windowLast) return undefined;
-      const next = this.firstAfter(holeStart);
-      const holeLast = next ? next.iova - 1n : U64_MAX;
+      // The first area at or after holeStart bounds the hole.
+      const found = this.seekAtOrAfter(holeStart);
+      const nextIova = found ? this.hitIova() : undefined;
+      const holeLast = nextIova !== undefined ? nextIova - 1n : U64_MAX;
       if (holeLast >= holeStart) {
-        const clipped = { start: holeStart, last: holeLast < windowLast ? holeLast : windowLast };
-        const at = fits(clipped);
+        const at = fits({ start: holeStart, last: holeLast < windowLast ? holeLast : windowLast });
         if (at !== undefined) return at;
       }
-      if (!next || next.last >= windowLast) return undefined;
-      // Jump to the next hole big enough to matter: the first area after `next` with a gap >= minSize.
-      const candidate = this.firstWithGap(next.iova, minSize);
-      if (candidate) {
-        holeStart = candidate.area.iova - candidate.gap;
+      if (nextIova === undefined || this.hitLast() >= windowLast) return undefined;
+      // Jump to the next hole big enough to matter: below the first area after `next` with a gap >= minSize.
+      if (this.seekGap(nextIova, minSize)) {
+        this.predLast(this.hitLeaf!, this.hitIdx);
+        holeStart = joinU64(this.pA, this.pD) + 1n;
       } else {
-        const lastArea = this.lastArea();
-        if (!lastArea || lastArea.last === U64_MAX) return undefined;
         // Only the hole above the last area is left; it is worth a look only if it is big enough.
-        if (U64_MAX - lastArea.last < minSize) return undefined;
-        holeStart = lastArea.last + 1n;
+        let leaf = this.root;
+        while (!leaf.leaf) leaf = leaf.kids[leaf.n - 1]!;
+        this.hitLeaf = leaf;
+        this.hitIdx = leaf.n - 1;
+        const last = this.hitLast();
+        if (last === U64_MAX || U64_MAX - last < minSize) return undefined;
+        holeStart = last + 1n;
       }
     }
   }
 
-  /** Checks the structure (tests only): order, no overlap, gaps and maxima, counts. */
+  /** Checks the structure (tests only): order, no overlap, gaps and maxima, keys, links, counts. */
   checkInvariants(): void {
+    const S = this.stride;
     let prevLast = -1n;
     let n = 0;
-    const visit = (node: Node<T>, depth: number, depths: Set<number>): void => {
+    let prevLeaf: Leaf | null = null;
+    const depths = new Set<number>();
+    const visit = (node: Node, depth: number): bigint | undefined => {
       if (node.leaf) {
         depths.add(depth);
-        node.items.forEach((it, i) => {
-          if (it.iova <= prevLast) throw new Error(`order/overlap at ${it.iova}`);
-          if (node.gaps[i] !== it.iova - prevLast - 1n) throw new Error(`gap at ${it.iova}`);
-          prevLast = it.last;
+        if (node.n === 0 && node !== this.root) throw new Error('empty leaf');
+        if (node.prev !== prevLeaf) throw new Error('leaf prev link');
+        if (prevLeaf && prevLeaf.next !== node) throw new Error('leaf next link');
+        prevLeaf = node;
+        let max = -1;
+        for (let i = 0; i < node.n; i++) {
+          const at = i * S;
+          const meta = node.v[at + COL_META]!;
+          const iova = joinU64(node.v[at + COL_IOVA]!, iovaDelta(meta));
+          const last = joinU64(node.v[at + COL_LAST]!, lastDelta(meta));
+          if (Number(iova) !== node.v[at + COL_IOVA] || Number(last) !== node.v[at + COL_LAST]) throw new Error(`approx at 0x${iova.toString(16)}`);
+          if (iova <= prevLast || last < iova || last > U64_MAX) throw new Error(`order/overlap at 0x${iova.toString(16)}`);
+          if (node.v[at + COL_GAP] !== Number(iova - prevLast - 1n)) throw new Error(`gap at 0x${iova.toString(16)}`);
+          max = Math.max(max, node.v[at + COL_GAP]!);
+          prevLast = last;
           n++;
-        });
-        if (node.gapNums.some((g, i) => g !== Number(node.gaps[i]))) throw new Error('leaf gapNums');
-        if (node.keyNums.some((k, i) => k !== Number(node.items[i]!.iova))) throw new Error('leaf keyNums');
-        if (node.maxGap !== maxOf(node.gaps.map(Number))) throw new Error('leaf maxGap');
-        return;
+        }
+        if (node.maxGap !== max) throw new Error('leaf maxGap');
+        return node.n > 0 ? joinU64(node.v[COL_IOVA]!, iovaDelta(node.v[COL_META]!)) : undefined;
       }
-      if (node.children.length === 0) throw new Error('empty branch');
-      node.children.forEach((c, i) => {
-        if (minOf(c) !== node.mins[i] || node.minNums[i] !== Number(node.mins[i])) throw new Error('mins');
-        if (node.childGaps[i] !== c.maxGap) throw new Error('childGaps');
-        visit(c, depth + 1, depths);
+      if (node.n !== node.kids.length || node.n === 0) throw new Error('branch size');
+      if (node === this.root && node.n < 2) throw new Error('root with one child');
+      let min: bigint | undefined;
+      let max = -1;
+      node.kids.forEach((c, i) => {
+        if (c.parent !== node || c.pi !== i) throw new Error('parent link');
+        const cmin = visit(c, depth + 1);
+        if (cmin === undefined || joinU64(node.keys[2 * i]!, node.keys[2 * i + 1]!) !== cmin) throw new Error('branch key');
+        if (node.gaps[i] !== c.maxGap) throw new Error('branch gap');
+        max = Math.max(max, c.maxGap);
+        if (i === 0) min = cmin;
       });
-      if (node.maxGap !== maxOf(node.children.map(nodeMaxGap))) throw new Error('branch maxGap');
+      if (node.maxGap !== max) throw new Error('branch maxGap');
+      return min;
     };
-    const depths = new Set<number>();
-    visit(this.root, 0, depths);
+    if (this.root.parent !== null) throw new Error('root parent');
+    visit(this.root, 0);
+    if (prevLeaf !== null && (prevLeaf as Leaf).next !== null) throw new Error('last leaf next link');
     if (depths.size > 1) throw new Error('unbalanced');
     if (n !== this.count) throw new Error('count');
   }
 
-  // ---- internals ------------------------------------------------------------------------------
+  // ---- rows ------------------------------------------------------------------------------------
 
-  /** Path to the leaf where `iova` belongs; the leaf step's index is the first item with iova > key. */
-  private pathTo(iova: bigint): Step<T>[] {
-    const path: Step<T>[] = [];
+  private setKey(k: bigint): void {
+    const a = Number(k);
+    this.kA = a;
+    this.kD = deltaOf(k, a);
+  }
+
+  private writeRow(v: Float64Array, at: number, item: T, bulk: boolean): void {
+    const iA = Number(item.iova);
+    const lA = Number(item.last);
+    v[at + COL_IOVA] = iA;
+    v[at + COL_LAST] = lA;
+    const bits = this.codec.write(item, v, at, bulk);
+    v[at + COL_META] = metaOf(bits, deltaOf(item.iova, iA), deltaOf(item.last, lA));
+  }
+
+  private rowAt(leaf: Leaf, i: number): T {
+    const v = leaf.v;
+    const at = i * this.stride;
+    const meta = v[at + COL_META]!;
+    if (meta < BITS) return this.codec.read(BigInt(v[at + COL_IOVA]!), BigInt(v[at + COL_LAST]!), meta, v, at);
+    return this.codec.read(joinU64(v[at + COL_IOVA]!, iovaDelta(meta)), joinU64(v[at + COL_LAST]!, lastDelta(meta)), meta % BITS, v, at);
+  }
+
+  /** The hit row's last compared with (a, d). */
+  private hitLastCompare(a: number, d: number): number {
+    const at = this.hitIdx * this.stride;
+    const v = this.hitLeaf!.v;
+    return compareSplit(v[at + COL_LAST]!, lastDelta(v[at + COL_META]!), a, d);
+  }
+
+  private hitLast(): bigint {
+    const at = this.hitIdx * this.stride;
+    const v = this.hitLeaf!.v;
+    return joinU64(v[at + COL_LAST]!, lastDelta(v[at + COL_META]!));
+  }
+
+  private hitIova(): bigint {
+    const at = this.hitIdx * this.stride;
+    const v = this.hitLeaf!.v;
+    return joinU64(v[at + COL_IOVA]!, iovaDelta(v[at + COL_META]!));
+  }
+
+  /** Sets pA/pD to the last address of the row before (leaf, i), or -1 when there is none. */
+  private predLast(leaf: Leaf, i: number): void {
+    let l: Leaf | null = leaf;
+    let j = i - 1;
+    while (j < 0) {
+      l = l.prev;
+      if (!l) {
+        this.pA = -1;
+        this.pD = 0;
+        return;
+      }
+      j = l.n - 1;
+    }
+    const at = j * this.stride;
+    this.pA = l.v[at + COL_LAST]!;
+    this.pD = lastDelta(l.v[at + COL_META]!);
+  }
+
+  /** Recomputes the gap of row i from its predecessor (maxima are the caller's business). */
+  private refreshGap(leaf: Leaf, i: number): void {
+    this.predLast(leaf, i);
+    const at = i * this.stride;
+    const v = leaf.v;
+    v[at + COL_GAP] = gapNum(v[at + COL_IOVA]!, iovaDelta(v[at + COL_META]!), this.pA, this.pD);
+  }
+
+  // ---- search ----------------------------------------------------------------------------------
+
+  /** First child whose smallest key is > the search key. */
+  private branchUB(b: Branch): number {
+    const k = b.keys;
+    const kA = this.kA;
+    const kD = this.kD;
+    let lo = 0;
+    let hi = b.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const x = k[2 * mid]!;
+      if (x < kA || (x === kA && k[2 * mid + 1]! <= kD)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** First row whose iova is > the search key. */
+  private leafUB(leaf: Leaf): number {
+    const v = leaf.v;
+    const S = this.stride;
+    const kA = this.kA;
+    const kD = this.kD;
+    let lo = 0;
+    let hi = leaf.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const x = v[mid * S]!;
+      if (x < kA || (x === kA && (kA < EXACT || iovaDelta(v[mid * S + COL_META]!) <= kD))) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The leaf where the search key belongs: the last one whose first iova is <= the key, or the leftmost. */
+  private descend(): Leaf {
     let node = this.root;
     while (!node.leaf) {
-      const index = Math.max(0, upperBoundMins(node, iova) - 1);
-      path.push({ node, index });
-      node = node.children[index]!;
+      const i = this.branchUB(node);
+      node = node.kids[i > 0 ? i - 1 : 0]!;
     }
-    path.push({ node, index: upperBoundItems(node, iova) });
-    return path;
+    return node;
   }
 
-  /** The last address of the area before position i of the path's leaf, or -1 when there is none. */
-  private lastBefore(path: Step<T>[], i: number): bigint {
-    const leaf = path[path.length - 1]!.node as Leaf<T>;
-    if (i > 0) return leaf.items[i - 1]!.last;
-    const prev = this.prevLeaf(path);
-    return prev ? prev.items[prev.items.length - 1]!.last : -1n;
+  /** The row with the greatest iova <= the search key, into hitLeaf/hitIdx; false when none. */
+  private seekFloor(): boolean {
+    const leaf = this.descend();
+    const i = this.leafUB(leaf) - 1;
+    // Branch keys are exact smallest keys, so only the leftmost leaf can have nothing <= the key.
+    if (i < 0) return false;
+    this.hitLeaf = leaf;
+    this.hitIdx = i;
+    return true;
   }
 
-  /**
-   * Recomputes the gap of the area at position j of the path's leaf (or, past the leaf's end, of the
-   * first area of the next leaf) given the last address below it (-1 for none).
-   */
-  private setFollowerGap(path: Step<T>[], j: number, lastBelow: bigint): void {
-    const leaf = path[path.length - 1]!.node as Leaf<T>;
-    if (j < leaf.items.length) {
-      setGap(leaf, j, leaf.items[j]!.iova - lastBelow - 1n);
-      return;
+  /** The first row with iova >= a, into hitLeaf/hitIdx; false when none. */
+  private seekAtOrAfter(a: bigint): boolean {
+    this.setKey(a);
+    const leaf = this.descend();
+    let i = this.leafUB(leaf);
+    if (i > 0) {
+      const at = (i - 1) * this.stride;
+      if (leaf.v[at + COL_IOVA] === this.kA && iovaDelta(leaf.v[at + COL_META]!) === this.kD) i--;
     }
-    const next = path.map((s) => ({ ...s }));
-    const nextLeaf = this.nextLeaf(next);
-    if (!nextLeaf) return;
-    setGap(nextLeaf, 0, nextLeaf.items[0]!.iova - lastBelow - 1n);
-    // Only maxima change on that path; fixUp of the main path restores the structure afterwards.
-    for (let level = next.length - 1; level >= 0; level--) {
-      const node = next[level]!.node;
-      node.maxGap = computeMaxGap(node);
-      if (level > 0) (next[level - 1]!.node as Branch<T>).childGaps[next[level - 1]!.index] = node.maxGap;
+    if (i < leaf.n) {
+      this.hitLeaf = leaf;
+      this.hitIdx = i;
+      return true;
     }
+    if (!leaf.next) return false;
+    this.hitLeaf = leaf.next;
+    this.hitIdx = 0;
+    return true;
   }
 
-  /**
-   * Restores sizes, mins and maxima along a path after its leaf changed. It stops climbing as soon as
-   * a level changed neither shape, smallest key nor largest gap: nothing above can have changed.
-   */
-  private fixUp(path: Step<T>[]): void {
-    // A split or merge below already refreshed this level's maximum, so "unchanged" here says
-    // nothing about the levels above: keep climbing.
-    let childReshaped = false;
-    for (let level = path.length - 1; level >= 0; level--) {
-      const { node } = path[level]!;
-      const parent = level > 0 ? path[level - 1]! : undefined;
-      const oldMax = node.maxGap;
-      node.maxGap = computeMaxGap(node);
-      const size = node.leaf ? node.items.length : node.children.length;
-      let structural = false;
-      if (size > FANOUT) {
-        this.split(node, parent);
-        structural = true;
-      } else if (size < MIN_FILL && parent && (parent.node as Branch<T>).children.length > 1) {
-        this.rebalance(node, parent);
-        structural = true;
-      }
-      let minChanged = false;
-      if (parent) {
-        const p = parent.node as Branch<T>;
-        const idx = p.children[parent.index] === node ? parent.index : p.children.indexOf(node);
-        if (idx >= 0) {
-          p.childGaps[idx] = node.maxGap;
-          const min = minOf(node);
-          if (p.mins[idx] !== min) {
-            p.mins[idx] = min;
-            p.minNums[idx] = Number(min);
-            minChanged = true;
-          }
-        }
-      }
-      if (!structural && !childReshaped && !minChanged && node.maxGap === oldMax) break;
-      childReshaped = structural;
-    }
-    // Drop empty/degenerate roots.
-    while (!this.root.leaf && this.root.children.length === 1) this.root = this.root.children[0]!;
-    if (!this.root.leaf && this.root.children.length === 0) this.root = emptyLeaf<T>();
+  /** The first row with iova > after whose gap is at least minSize, into hitLeaf/hitIdx. */
+  private seekGap(after: bigint, minSize: bigint): boolean {
+    this.setKey(after);
+    return this.searchGap(this.root, Number(minSize), minSize);
   }
 
-  private split(node: Node<T>, parent: Step<T> | undefined): void {
-    let right: Node<T>;
+  private searchGap(node: Node, need: number, minSize: bigint): boolean {
+    if (node.maxGap < need) return false;
     if (node.leaf) {
-      right = { leaf: true, items: node.items.splice(HALF), keyNums: node.keyNums.splice(HALF), gaps: node.gaps.splice(HALF), gapNums: node.gapNums.splice(HALF), maxGap: -1 };
-    } else {
-      right = branchOf(node.children.splice(HALF));
-      resync(node);
+      const v = node.v;
+      for (let i = this.leafUB(node); i < node.n; i++) {
+        const g = v[i * this.stride + COL_GAP]!;
+        if (g < need) continue;
+        // Both below 2^53: the floats are the exact values. Otherwise settle it exactly.
+        if (!(g < EXACT && need < EXACT)) {
+          this.predLast(node, i);
+          const at = i * this.stride;
+          const exact = joinU64(v[at + COL_IOVA]!, iovaDelta(v[at + COL_META]!)) - joinU64(this.pA, this.pD) - 1n;
+          if (exact < minSize) continue;
+        }
+        this.hitLeaf = node;
+        this.hitIdx = i;
+        return true;
+      }
+      return false;
     }
-    node.maxGap = computeMaxGap(node);
-    right.maxGap = computeMaxGap(right);
-    if (!parent) {
-      this.root = branchOf([node, right]);
+    const first = this.branchUB(node);
+    for (let c = first > 0 ? first - 1 : 0; c < node.n; c++) {
+      if (node.gaps[c]! >= need && this.searchGap(node.kids[c]!, need, minSize)) return true;
+    }
+    return false;
+  }
+
+  // ---- structure -------------------------------------------------------------------------------
+
+  private leafMax(leaf: Leaf): number {
+    const v = leaf.v;
+    const S = this.stride;
+    let m = -1;
+    for (let at = COL_GAP, end = leaf.n * S; at < end; at += S) if (v[at]! > m) m = v[at]!;
+    return m;
+  }
+
+  /** After gaps of a leaf changed: its maximum and the maxima above it. */
+  private gapsChanged(leaf: Leaf): void {
+    const m = this.leafMax(leaf);
+    if (m === leaf.maxGap) return;
+    leaf.maxGap = m;
+    this.maxChanged(leaf);
+  }
+
+  /** A node's maxGap changed: carry it up as far as it changes anything. */
+  private maxChanged(child: Node): void {
+    for (let c: Node = child; c.parent; ) {
+      const p: Branch = c.parent;
+      const old = p.gaps[c.pi]!;
+      const m = c.maxGap;
+      p.gaps[c.pi] = m;
+      let pm: number;
+      if (m >= p.maxGap) pm = m;
+      else if (old === p.maxGap) pm = branchMax(p); // the largest may have shrunk
+      else return;
+      if (pm === p.maxGap) return;
+      p.maxGap = pm;
+      c = p;
+    }
+  }
+
+  /** A node's smallest key changed: set it in the parents for which it is the first child. */
+  private fixMin(node: Node): void {
+    let a: number;
+    let d: number;
+    if (node.leaf) {
+      a = node.v[COL_IOVA]!;
+      d = iovaDelta(node.v[COL_META]!);
+    } else {
+      a = node.keys[0]!;
+      d = node.keys[1]!;
+    }
+    for (let c: Node = node; c.parent; c = c.parent) {
+      c.parent.keys[2 * c.pi] = a;
+      c.parent.keys[2 * c.pi + 1] = d;
+      if (c.pi !== 0) return;
+    }
+  }
+
+  /** Puts `child` at index i of `b` (keys, gap, links); b.n is the caller's. */
+  private setChild(b: Branch, i: number, child: Node): void {
+    b.kids[i] = child;
+    child.parent = b;
+    child.pi = i;
+    if (child.leaf) {
+      b.keys[2 * i] = child.v[COL_IOVA]!;
+      b.keys[2 * i + 1] = iovaDelta(child.v[COL_META]!);
+    } else {
+      b.keys[2 * i] = child.keys[0]!;
+      b.keys[2 * i + 1] = child.keys[1]!;
+    }
+    b.gaps[i] = child.maxGap;
+  }
+
+  private splitLeaf(leaf: Leaf, insertedAt: number): void {
+    const S = this.stride;
+    const n = leaf.n;
+    let cut = n >> 1;
+    if (!leaf.next && insertedAt === n - 1) cut = EDGE_KEEP;
+    else if (!leaf.prev && insertedAt === 0) cut = n - EDGE_KEEP;
+    const right = new Leaf(S);
+    right.v.set(leaf.v.subarray(cut * S, n * S));
+    right.n = n - cut;
+    leaf.n = cut;
+    right.next = leaf.next;
+    if (right.next) right.next.prev = right;
+    right.prev = leaf;
+    leaf.next = right;
+    leaf.maxGap = this.leafMax(leaf);
+    right.maxGap = this.leafMax(right);
+    this.addSibling(leaf, right);
+  }
+
+  private splitBranch(b: Branch, insertedAt: number): void {
+    const n = b.n;
+    let cut = n >> 1;
+    if (insertedAt === n - 1 && isRightmost(b)) cut = BRANCH_FILL;
+    else if (insertedAt === 0 && isLeftmost(b)) cut = n - BRANCH_FILL;
+    const right = new Branch();
+    const moved = b.kids.splice(cut);
+    for (let j = 0; j < moved.length; j++) this.setChild(right, j, moved[j]!);
+    right.n = moved.length;
+    b.n = cut;
+    b.maxGap = branchMax(b);
+    right.maxGap = branchMax(right);
+    this.addSibling(b, right);
+  }
+
+  /** Inserts `right` just after `node` in node's parent (a new root when there is none). */
+  private addSibling(node: Node, right: Node): void {
+    const p = node.parent;
+    if (!p) {
+      const root = new Branch();
+      this.setChild(root, 0, node);
+      this.setChild(root, 1, right);
+      root.n = 2;
+      root.maxGap = branchMax(root);
+      this.root = root;
       return;
     }
-    const p = parent.node as Branch<T>;
-    p.children.splice(p.children.indexOf(node) + 1, 0, right);
-    resync(p);
+    const at = node.pi + 1;
+    p.keys.copyWithin(2 * (at + 1), 2 * at, 2 * p.n);
+    p.gaps.copyWithin(at + 1, at, p.n);
+    p.kids.splice(at, 0, right);
+    p.n++;
+    for (let j = at + 1; j < p.n; j++) p.kids[j]!.pi = j;
+    this.setChild(p, at, right);
+    p.gaps[node.pi] = node.maxGap;
+    if (p.n > BRANCH_CAP) this.splitBranch(p, at);
+    else this.refreshMax(p);
   }
 
-  /** Merges an underfull node with a sibling, or borrows from it. */
-  private rebalance(node: Node<T>, parent: Step<T>): void {
-    const p = parent.node as Branch<T>;
-    const idx = p.children.indexOf(node);
-    if (p.children.length < 2) return;
-    const leftIdx = idx > 0 ? idx - 1 : idx;
-    const left = p.children[leftIdx]!;
-    const right = p.children[leftIdx + 1]!;
-    if (left.leaf && right.leaf) {
-      left.items.push(...right.items.splice(0));
-      left.keyNums.push(...right.keyNums.splice(0));
-      left.gaps.push(...right.gaps.splice(0));
-      left.gapNums.push(...right.gapNums.splice(0));
-    } else if (!left.leaf && !right.leaf) {
-      left.children.push(...right.children.splice(0));
-      resync(left);
+  /** Recomputes a branch's maxGap from its children's and carries a change up. */
+  private refreshMax(b: Branch): void {
+    const m = branchMax(b);
+    if (m === b.maxGap) return;
+    b.maxGap = m;
+    this.maxChanged(b);
+  }
+
+  /** Merges an underfull node with a neighbour, or moves rows/children over from it. */
+  private rebalance(node: Node): void {
+    const p = node.parent!;
+    const left = node.pi > 0 ? p.kids[node.pi - 1]! : node;
+    const right = node.pi > 0 ? node : p.kids[node.pi + 1]!;
+    if (left.leaf !== right.leaf) throw new Error('IovaTree: unbalanced siblings');
+    if (left.leaf) this.moveRows(left, right as Leaf);
+    else this.moveKids(left, right as Branch);
+    this.fixMin(left);
+    if (right.n > 0) this.fixMin(right);
+    p.gaps[left.pi] = left.maxGap;
+    if (right.n === 0) this.removeChild(p, right.pi);
+    else p.gaps[right.pi] = right.maxGap;
+    this.refreshMax(p);
+    if (p === this.root) {
+      if (p.n === 1) {
+        this.root = p.kids[0]!;
+        this.root.parent = null;
+        this.root.pi = 0;
+      }
+    } else if (p.n < BRANCH_MIN) {
+      this.rebalance(p);
     }
-    p.children.splice(leftIdx + 1, 1);
-    // A merge may overfill: split again.
-    const size = left.leaf ? left.items.length : left.children.length;
-    if (size > FANOUT) this.split(left, parent);
-    else left.maxGap = computeMaxGap(left);
-    resync(p);
   }
 
-  private nextLeaf(path: Step<T>[]): Leaf<T> | undefined {
-    // Advance the path to the next leaf, in place.
-    for (let level = path.length - 2; level >= 0; level--) {
-      const step = path[level]!;
-      const branch = step.node as Branch<T>;
-      if (step.index + 1 < branch.children.length) {
-        step.index++;
-        let node = branch.children[step.index]!;
-        for (let l = level + 1; l < path.length; l++) {
-          path[l] = { node, index: 0 };
-          if (!node.leaf) node = node.children[0]!;
-        }
-        return path[path.length - 1]!.node as Leaf<T>;
-      }
+  /** Adjacent leaves: all rows into `left` when they fit with room to spare, else half each. */
+  private moveRows(left: Leaf, right: Leaf): void {
+    const S = this.stride;
+    const total = left.n + right.n;
+    const keep = total <= LEAF_CAP - LEAF_MIN ? total : total >> 1;
+    if (keep > left.n) {
+      const k = keep - left.n;
+      left.v.set(right.v.subarray(0, k * S), left.n * S);
+      right.v.copyWithin(0, k * S, right.n * S);
+      left.n += k;
+      right.n -= k;
+    } else if (keep < left.n) {
+      const k = left.n - keep;
+      right.v.copyWithin(k * S, 0, right.n * S);
+      right.v.set(left.v.subarray(keep * S, left.n * S), 0);
+      left.n -= k;
+      right.n += k;
     }
-    return undefined;
-  }
-
-  private prevLeaf(path: Step<T>[]): Leaf<T> | undefined {
-    for (let level = path.length - 2; level >= 0; level--) {
-      const step = path[level]!;
-      if (step.index > 0) {
-        let node = (step.node as Branch<T>).children[step.index - 1]!;
-        while (!node.leaf) node = node.children[node.children.length - 1]!;
-        return node.items.length > 0 ? node : undefined;
-      }
+    if (right.n === 0) {
+      left.next = right.next;
+      if (right.next) right.next.prev = left;
     }
-    return undefined;
+    left.maxGap = this.leafMax(left);
+    right.maxGap = this.leafMax(right);
   }
 
-  private firstAfter(a: bigint): T | undefined {
-    for (const area of this.from(a)) if (area.iova >= a) return area;
-    return undefined;
+  /** Adjacent branches: all children into `left` when they fit with room to spare, else half each. */
+  private moveKids(left: Branch, right: Branch): void {
+    const total = left.n + right.n;
+    const keep = total <= BRANCH_CAP - BRANCH_MIN ? total : total >> 1;
+    const all = [...left.kids, ...right.kids];
+    left.kids.length = 0;
+    right.kids.length = 0;
+    for (let j = 0; j < keep; j++) this.setChild(left, j, all[j]!);
+    for (let j = keep; j < total; j++) this.setChild(right, j - keep, all[j]!);
+    left.n = keep;
+    right.n = total - keep;
+    left.maxGap = branchMax(left);
+    right.maxGap = right.n > 0 ? branchMax(right) : -1;
   }
 
-  private lastArea(): T | undefined {
-    let node = this.root;
-    while (!node.leaf) node = node.children[node.children.length - 1]!;
-    return node.items[node.items.length - 1];
-  }
-
-  /** The first area with iova > after whose gap is at least minSize, with that gap. */
-  private firstWithGap(after: bigint, minSize: bigint): { area: T; gap: bigint } | undefined {
-    const need = Number(minSize);
-    const search = (node: Node<T>): { area: T; gap: bigint } | undefined => {
-      if (node.maxGap < need) return undefined;
-      if (node.leaf) {
-        for (let i = upperBoundItems(node, after); i < node.items.length; i++) {
-          if (node.gaps[i]! >= minSize) return { area: node.items[i]!, gap: node.gaps[i]! };
-        }
-        return undefined;
-      }
-      for (let c = Math.max(0, upperBoundMins(node, after) - 1); c < node.children.length; c++) {
-        const found = search(node.children[c]!);
-        if (found) return found;
-      }
-      return undefined;
-    };
-    return search(this.root);
+  /** Drops child i of b (its keys, gap and link). */
+  private removeChild(b: Branch, i: number): void {
+    b.keys.copyWithin(2 * i, 2 * (i + 1), 2 * b.n);
+    b.gaps.copyWithin(i, i + 1, b.n);
+    b.kids.splice(i, 1);
+    b.n--;
+    for (let j = i; j < b.n; j++) b.kids[j]!.pi = j;
+    if (i === 0 && b.n > 0) this.fixMin(b);
   }
 }
 
-function setGap<T extends Span>(leaf: Leaf<T>, i: number, gap: bigint): void {
-  leaf.gaps[i] = gap;
-  leaf.gapNums[i] = Number(gap);
+function branchMax(b: Branch): number {
+  let m = -1;
+  for (let i = 0; i < b.n; i++) if (b.gaps[i]! > m) m = b.gaps[i]!;
+  return m;
 }
 
-function minOf<T extends Span>(node: Node<T>): bigint {
-  // A branch's mins are kept current from below, so its first one is its smallest key.
-  if (!node.leaf) return node.mins[0] ?? 0n;
-  return node.items[0]?.iova ?? 0n;
+function isRightmost(node: Node): boolean {
+  for (let c: Node = node; c.parent; c = c.parent) if (c.pi !== c.parent.n - 1) return false;
+  return true;
 }
 
-/**
- * First index whose key is > k, searching the float64 copies and settling ties exactly. Rounding to
- * float64 is monotonic, so a float strictly below (above) k's float means a key below (above) k; only
- * equal floats can hide the exact order, and they are checked against the bigint keys.
- */
-function upperBoundNums(nums: readonly number[], k: bigint, exact: (i: number) => bigint): number {
-  const kn = Number(k);
-  let lo = 0;
-  let hi = nums.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (nums[mid]! <= kn) lo = mid + 1;
-    else hi = mid;
-  }
-  while (lo > 0 && nums[lo - 1] === kn && exact(lo - 1) > k) lo--;
-  return lo;
-}
-
-function upperBoundMins<T extends Span>(node: Branch<T>, k: bigint): number {
-  return upperBoundNums(node.minNums, k, (i) => node.mins[i]!);
-}
-
-function upperBoundItems<T extends Span>(leaf: Leaf<T>, k: bigint): number {
-  return upperBoundNums(leaf.keyNums, k, (i) => leaf.items[i]!.iova);
+function isLeftmost(node: Node): boolean {
+  for (let c: Node = node; c.parent; c = c.parent) if (c.pi !== 0) return false;
+  return true;
 }
