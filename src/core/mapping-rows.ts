@@ -1,6 +1,6 @@
-import { COL_IOVA, COL_LAST, ROW_HEAD, type RowCodec } from './iova-tree.js';
+import { ROW_HEAD, type RowCodec } from './iova-tree.js';
 import type { Mapping, Pages } from './model.js';
-import { deltaOf, EXACT, joinU64, unzigzag, zigzag } from './u64-float.js';
+import { deltaOf, joinU64, unzigzag, zigzag } from './u64-float.js';
 
 /**
  * How a mapping lives in its address space's IOVA index: two float64 columns beside the index's own
@@ -29,6 +29,8 @@ const UA_SHIFT = 3;
  */
 export class SharedPages {
   private readonly byId = new Map<number, Pages>();
+  /** Bumped by every change: a tree reuses a materialized mapping only while this holds. */
+  version = 0;
 
   get size(): number {
     return this.byId.size;
@@ -40,17 +42,25 @@ export class SharedPages {
 
   /** Makes `pages` the object every mapping with its id hands out (a first registration wins). */
   adopt(pages: Pages): void {
-    if (!this.byId.has(pages.id)) this.byId.set(pages.id, pages);
+    if (this.byId.has(pages.id)) return;
+    this.byId.set(pages.id, pages);
+    this.version++;
   }
 
   /** A mapping holding `pages` left its tree; the caller drops its reference afterwards. */
   release(pages: Pages): void {
-    if (pages.refs <= 1 && this.byId.get(pages.id) === pages) this.byId.delete(pages.id);
+    if (pages.refs <= 1 && this.byId.get(pages.id) === pages) {
+      this.byId.delete(pages.id);
+      this.version++;
+    }
   }
 }
 
 /** The row codec of one address space's mappings. */
 export function mappingRows(principalId: string, shared: SharedPages): RowCodec<Mapping> {
+  // Mappings of one space tend to share a length: the last one is reused (a bigint is immutable).
+  let lastLengthNum = -1;
+  let lastLength = 0n;
   return {
     width: 2,
     write(m, row, at, bulk) {
@@ -63,12 +73,13 @@ export function mappingRows(principalId: string, shared: SharedPages): RowCodec<
       if (p.refs >= (bulk ? 2 : 1) || p.bytes !== m.length || p.principalId !== principalId) shared.adopt(p);
       return (m.read ? READ : 0) | (m.write ? WRITE : 0) | (p.writable ? PAGES_WRITABLE : 0) | (zigzag(deltaOf(ua, uaA)) << UA_SHIFT);
     },
-    read(iova, last, bits, row, at) {
-      const iA = row[at + COL_IOVA]!;
-      const lA = row[at + COL_LAST]!;
-      const length = lA < EXACT ? BigInt(lA - iA + 1) : last - iova + 1n;
+    read(iova, last, bits, row, at, lengthNum) {
+      let length: bigint;
+      if (lengthNum < 0) length = last - iova + 1n;
+      else if (lengthNum === lastLengthNum) length = lastLength;
+      else length = lastLength = BigInt((lastLengthNum = lengthNum));
       const uaA = row[at + COL_USER]!;
-      const userAddress = bits < 1 << UA_SHIFT ? BigInt(uaA) : joinU64(uaA, unzigzag(bits >> UA_SHIFT));
+      const userAddress = bits >= 1 << UA_SHIFT ? joinU64(uaA, unzigzag(bits >> UA_SHIFT)) : uaA === 0 ? 0n : BigInt(uaA);
       const id = row[at + COL_PAGES]!;
       const pages = (shared.size > 0 ? shared.get(id) : undefined) ?? {
         id,
@@ -79,6 +90,7 @@ export function mappingRows(principalId: string, shared: SharedPages): RowCodec<
       };
       return { iova, last, length, userAddress, read: (bits & READ) !== 0, write: (bits & WRITE) !== 0, pages };
     },
+    version: () => shared.version,
     removed(m) {
       shared.release(m.pages);
     },
