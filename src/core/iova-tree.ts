@@ -4,15 +4,22 @@ import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } 
 /**
  * The ordered, non-overlapping areas of one I/O address space, in a B+tree keyed by start address.
  *
- * Flat nodes: a leaf is one Float64Array, no object per area. Its first part is the column of start
- * addresses (what a search reads: 64 keys in 8 cache lines), the rest the rows [last, gap, meta,
- * ...payload] side by side. Each u64 is kept as the float64 nearest to it, its small correction
- * packed into `meta` (u64-float.ts), so addresses below 2^53 never touch BigInt and the exact value
- * is always there. The payload and 16 bits of `meta` belong to a {@link RowCodec}, which turns an
- * item into columns and back: the tree hands out items materialized on read, so a million areas are
- * a few thousand typed arrays instead of millions of objects for the collector to trace.
+ * Flat nodes: every node is a fixed-size run of float64s in a chunked pool (NodePool), named by an
+ * integer id; there is no object per node and none per area. A million areas are a few dozen large
+ * typed arrays, which the collector never traces and which take few TLB entries; a search reads a
+ * handful of cache lines and no pointers.
  *
- * Lowest-fitting-hole search (IOVA auto-allocation) is O(log n): every row keeps the size of the hole
+ * A leaf holds up to 63 areas: a column of start addresses, a column of gaps, the largest gap of each
+ * group of 8 (one cache line), a column naming each area's row slot, and the rows [last, meta,
+ * ...payload]. Inserts and removes shift the three columns only; a row stays in its slot, and a slot
+ * freed by a remove is the next one an insert takes.
+ *
+ * Each u64 is kept as the float64 nearest to it with its small correction packed into `meta`
+ * (u64-float.ts), so addresses below 2^53 never touch BigInt and the exact value is always there.
+ * The payload and 16 bits of `meta` belong to a {@link RowCodec}, which turns an item into columns
+ * and back: items are materialized on read.
+ *
+ * Lowest-fitting-hole search (IOVA auto-allocation) is O(log n): every area keeps the size of the hole
  * just below it ("gap", as the float64 nearest to it) and every node the largest gap beneath it.
  * Rounding is monotonic, so `gap >= len` implies `Number(gap) >= Number(len)` and pruning on the float
  * never skips a real fit; candidates are then checked exactly.
@@ -47,7 +54,7 @@ export interface RowCodec<T extends Span> {
   readonly version?: () => number;
 }
 
-/** Row columns kept by the tree itself (start addresses and gaps live in the leaf's own columns). */
+/** Row columns kept by the tree itself (start addresses and gaps have their own columns). */
 const R_LAST = 0;
 const R_META = 1;
 export const ROW_HEAD = 2;
@@ -67,7 +74,7 @@ function lastDelta(meta: number): number {
   return meta < BITS ? 0 : unzigzag(Math.floor(meta / BITS / DELTA_CODES));
 }
 
-/** Number(iova - prevLast - 1): the float64 of the hole below a row, given its predecessor's last (-1 for none). */
+/** Number(iova - prevLast - 1): the float64 of the hole below an area, given its predecessor's last (-1 for none). */
 function gapNum(iA: number, iD: number, pA: number, pD: number): number {
   // Below 2^53 both deltas are 0 and the subtraction is exact.
   if (iA < EXACT && pA < EXACT) return iA - pA - 1;
@@ -81,77 +88,136 @@ export const SPAN_ROWS: RowCodec<Span> = {
   read: (iova, last) => ({ iova, last }),
 };
 
-const LEAF_CAP = 64;
-const BRANCH_CAP = 64;
-/** Leaves and branches hold one spare entry: a full node takes the insert, then splits. */
-const KEYS = LEAF_CAP + 1;
-const SLOTS = BRANCH_CAP + 1;
+// ---- node layout ---------------------------------------------------------------------------------
+
+/** Entries per node, one of them spare: a full node takes the insert, then splits. */
+const SLOTS = 64;
+const CAP = SLOTS - 1;
+/** Gaps are summarized per group of 8 float64s: one cache line. */
+const GROUP = 8;
+const GROUPS = SLOTS / GROUP;
 /**
  * A node rebalances only below a quarter full: at half, a tree built by ascending inserts would merge
  * on each remove and split on the next insert.
  */
-const LEAF_MIN = LEAF_CAP / 4;
-const BRANCH_MIN = BRANCH_CAP / 4;
+const MIN = CAP >> 2;
 /**
  * A node that overflows at the far end of the tree (ascending or descending inserts, the common
  * pattern of a batch) keeps this many entries so the tree fills to 7/8 instead of 1/2; a bulk load
  * fills nodes the same way.
  */
-const LEAF_FILL = LEAF_CAP - 8;
-const BRANCH_FILL = BRANCH_CAP - 8;
+const FILL = CAP - 7;
 
-class Leaf {
-  readonly leaf = true;
-  n = 0;
-  maxGap = -1;
-  parent: Branch | null = null;
-  /** Index in the parent. */
-  pi = 0;
-  prev: Leaf | null = null;
-  next: Leaf | null = null;
-  /** [KEYS start addresses][KEYS gaps][KEYS rows of `rowStride`], all float64. */
-  readonly v: Float64Array;
-  constructor(rowStride: number) {
-    this.v = new Float64Array(KEYS * (2 + rowStride));
+/** Header, both kinds: entry count, largest gap, parent branch id (-1: root), index in the parent. */
+const H_N = 0;
+const H_MAX = 1;
+const H_PARENT = 2;
+const H_PI = 3;
+/** Leaves: neighbour leaf ids (-1: none). Branches: 1 when the children are leaves. */
+const H_PREV = 4;
+const H_NEXT = 5;
+const H_LEAFKIDS = 4;
+const HEAD = 8;
+
+const L_KEY = HEAD;
+const L_GAP = L_KEY + SLOTS;
+const L_GRP = L_GAP + SLOTS;
+const L_SLOT = L_GRP + GROUPS;
+const L_ROW = L_SLOT + SLOTS;
+
+const B_KEY = HEAD;
+const B_DELTA = B_KEY + SLOTS;
+const B_GAP = B_DELTA + SLOTS;
+const B_GRP = B_GAP + SLOTS;
+const B_KID = B_GRP + GROUPS;
+const BRANCH_SIZE = B_KID + SLOTS;
+
+const CHUNK_BITS = 10;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
+
+/**
+ * Fixed-size nodes in Float64Array chunks of 1, 2, 4, ... up to 1024 nodes, so a small tree stays
+ * small and a big one is a few multi-megabyte arrays. Id = chunk << 10 | index.
+ */
+class NodePool {
+  readonly chunks: Float64Array[] = [];
+  private readonly free: number[] = [];
+  constructor(readonly size: number) {}
+
+  alloc(): number {
+    let id = this.free.pop();
+    if (id === undefined) {
+      const c = this.chunks.length;
+      const cap = 2 ** Math.min(c, CHUNK_BITS);
+      this.chunks.push(new Float64Array(cap * this.size));
+      for (let s = cap - 1; s >= 0; s--) this.free.push((c << CHUNK_BITS) | s);
+      id = this.free.pop()!;
+    }
+    return id;
+  }
+
+  release(id: number): void {
+    this.free.push(id);
+  }
+
+  get live(): number {
+    let total = 0;
+    for (let c = 0; c < this.chunks.length; c++) total += 2 ** Math.min(c, CHUNK_BITS);
+    return total - this.free.length;
   }
 }
 
-class Branch {
-  readonly leaf = false;
-  n = 0;
-  maxGap = -1;
-  parent: Branch | null = null;
-  pi = 0;
-  /** Per child: [SLOTS smallest iova (float64)][SLOTS its correction][SLOTS largest gap]. */
-  readonly k = new Float64Array(3 * SLOTS);
-  readonly kids: Node[] = [];
+/** Largest of a run of float64s (-1 when empty). */
+function maxOf(v: Float64Array, from: number, to: number): number {
+  let m = -1;
+  for (let i = from; i < to; i++) if (v[i]! > m) m = v[i]!;
+  return m;
 }
 
-/** Leaf columns: the gaps, then the rows. */
-const GAPS = KEYS;
-const ROWS = 2 * KEYS;
-const B_DELTA = SLOTS;
-const B_GAP = 2 * SLOTS;
+/** Recomputes the group maxima of entries >= `from` of a node with n entries; answers the node's maximum. */
+function regroup(v: Float64Array, gaps: number, groups: number, from: number, n: number): number {
+  for (let g = from >> 3; g < GROUPS; g++) {
+    const start = g * GROUP;
+    v[groups + g] = start < n ? maxOf(v, gaps + start, gaps + Math.min(n, start + GROUP)) : -1;
+  }
+  return maxOf(v, groups, groups + GROUPS);
+}
 
-type Node = Leaf | Branch;
+/** Entry j's gap becomes g; answers the node's new maximum from its group maxima. */
+function setEntryGap(v: Float64Array, gaps: number, groups: number, j: number, g: number, n: number): number {
+  const old = v[gaps + j]!;
+  v[gaps + j] = g;
+  const gi = groups + (j >> 3);
+  const gm = v[gi]!;
+  if (g >= gm) v[gi] = g;
+  else if (old === gm) {
+    const start = (j >> 3) * GROUP;
+    v[gi] = maxOf(v, gaps + start, gaps + Math.min(n, start + GROUP));
+  }
+  return maxOf(v, groups, groups + GROUPS);
+}
 
 export class IovaTree<T extends Span> {
-  private root: Node;
-  private count = 0;
-  /** float64s per row (after the key column). */
+  private leaves: NodePool;
+  private branches: NodePool;
+  /** float64s per row. */
   private readonly rs: number;
+  private root: number;
+  /** Branch levels above the leaves (0: the root is a leaf). */
+  private height = 0;
+  private count = 0;
   /** The key being searched, split (set by setKey). */
   private kA = 0;
   private kD = 0;
-  /** A row found by a seek. */
-  private hitLeaf: Leaf | null = null;
+  /** An entry found by a seek. */
+  private hitLeaf = -1;
   private hitIdx = -1;
   /** A predecessor's last, split (set by predLast). */
   private pA = -1;
   private pD = 0;
   /** Bumped by every change; the last materialized item is reused while it and the codec's version hold. */
   private stamp = 0;
-  private cacheLeaf: Leaf | null = null;
+  private cacheLeaf = -1;
   private cacheIdx = -1;
   private cacheStamp = -1;
   private cacheVersion = -1;
@@ -159,7 +225,9 @@ export class IovaTree<T extends Span> {
 
   constructor(readonly codec: RowCodec<T> = SPAN_ROWS as unknown as RowCodec<T>) {
     this.rs = ROW_HEAD + codec.width;
-    this.root = new Leaf(this.rs);
+    this.leaves = new NodePool(L_ROW + SLOTS * this.rs);
+    this.branches = new NodePool(BRANCH_SIZE);
+    this.root = this.newLeaf(-1, -1);
   }
 
   get size(): number {
@@ -178,69 +246,71 @@ export class IovaTree<T extends Span> {
   /** Replaces the content with areas sorted by iova and not overlapping, in O(n). */
   load(sorted: readonly T[]): void {
     this.stamp++;
-    const rs = this.rs;
+    this.leaves = new NodePool(this.leaves.size);
+    this.branches = new NodePool(BRANCH_SIZE);
+    this.height = 0;
     const n = sorted.length;
     this.count = n;
-    if (n === 0) {
-      this.root = new Leaf(rs);
-      return;
-    }
-    let level: Node[] = [];
-    const leaves = Math.ceil(n / LEAF_FILL);
+    const rs = this.rs;
+    const leafCount = Math.max(1, Math.ceil(n / FILL));
+    let level: number[] = [];
     let pA = -1;
     let pD = 0;
-    let prev: Leaf | null = null;
     let prevLast = -1n;
-    for (let l = 0, idx = 0; l < leaves; l++) {
-      const leaf = new Leaf(rs);
-      const v = leaf.v;
-      const take = Math.floor((n * (l + 1)) / leaves) - Math.floor((n * l) / leaves);
+    let prev = -1;
+    for (let l = 0, idx = 0; l < leafCount; l++) {
+      const id = this.newLeaf(prev, -1);
+      if (prev >= 0) this.lv(prev)[this.lo(prev) + H_NEXT] = id;
+      const v = this.lv(id);
+      const o = this.lo(id);
+      const take = Math.floor((n * (l + 1)) / leafCount) - Math.floor((n * l) / leafCount);
       for (let j = 0; j < take; j++, idx++) {
         const item = sorted[idx]!;
         if (item.iova <= prevLast || item.last < item.iova) throw new Error(`IovaTree.load: areas out of order or overlapping at 0x${item.iova.toString(16)}`);
         prevLast = item.last;
-        this.writeRow(v, j, item, true);
-        const at = ROWS + j * rs;
-        const meta = v[at + R_META]!;
-        v[GAPS + j] = gapNum(v[j]!, iovaDelta(meta), pA, pD);
-        pA = v[at + R_LAST]!;
+        this.writeEntry(v, o, j, j, item, true);
+        const meta = v[o + L_ROW + j * rs + R_META]!;
+        v[o + L_GAP + j] = gapNum(v[o + L_KEY + j]!, iovaDelta(meta), pA, pD);
+        pA = v[o + L_ROW + j * rs + R_LAST]!;
         pD = lastDelta(meta);
       }
-      leaf.n = take;
-      leaf.maxGap = this.leafMax(leaf);
-      leaf.prev = prev;
-      if (prev) prev.next = leaf;
-      prev = leaf;
-      level.push(leaf);
+      v[o + H_N] = take;
+      v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, take);
+      level.push(id);
+      prev = id;
     }
+    let leafKids = true;
     while (level.length > 1) {
-      const next: Node[] = [];
-      const groups = Math.ceil(level.length / BRANCH_FILL);
+      const next: number[] = [];
+      const groups = Math.ceil(level.length / FILL);
       for (let g = 0, idx = 0; g < groups; g++) {
-        const b = new Branch();
+        const b = this.newBranch(leafKids);
         const take = Math.floor((level.length * (g + 1)) / groups) - Math.floor((level.length * g) / groups);
-        for (let j = 0; j < take; j++) setChild(b, j, level[idx++]!);
-        b.n = take;
-        b.maxGap = branchMax(b);
+        for (let j = 0; j < take; j++) this.setChild(b, j, level[idx++]!);
+        const v = this.bv(b);
+        const o = this.bo(b);
+        v[o + H_N] = take;
+        v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, take);
         next.push(b);
       }
       level = next;
+      leafKids = false;
+      this.height++;
     }
     this.root = level[0]!;
-    this.root.parent = null;
   }
 
   /** The area containing address `a`, if any. */
   find(a: bigint): T | undefined {
     this.setKey(a);
     if (!this.seekFloor() || this.hitLastCompare(this.kA, this.kD) < 0) return undefined;
-    return this.rowAt(this.hitLeaf!, this.hitIdx);
+    return this.rowAt(this.hitLeaf, this.hitIdx);
   }
 
   /** The area with the greatest start <= a. */
   floor(a: bigint): T | undefined {
     this.setKey(a);
-    return this.seekFloor() ? this.rowAt(this.hitLeaf!, this.hitIdx) : undefined;
+    return this.seekFloor() ? this.rowAt(this.hitLeaf, this.hitIdx) : undefined;
   }
 
   /** True when any area meets [start, last]. */
@@ -270,9 +340,11 @@ export class IovaTree<T extends Span> {
     const sA = Number(start);
     const sD = deltaOf(start, sA);
     if (this.hitLastCompare(sA, sD) < 0) return [];
-    const leaf = this.hitLeaf!;
+    const id = this.hitLeaf;
     const i = this.hitIdx;
-    if (compareSplit(leaf.v[i]!, iovaDelta(leaf.v[ROWS + i * this.rs + R_META]!), sA, sD) <= 0) return [this.rowAt(leaf, i)];
+    const v = this.lv(id);
+    const o = this.lo(id);
+    if (compareSplit(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!), sA, sD) <= 0) return [this.rowAt(id, i)];
     return [...this.meeting(start, last)];
   }
 
@@ -282,16 +354,20 @@ export class IovaTree<T extends Span> {
    */
   *from(start = 0n, includeContaining = false): Generator<T> {
     this.setKey(start);
-    let leaf: Leaf | null = this.descend();
-    let i = this.leafUB(leaf);
-    // The descent picks the leaf whose first start is <= `start` (or the leftmost leaf), so only row
-    // i - 1 can start at or contain `start`.
+    let id = this.descend();
+    let i = this.leafUB(id);
+    // The descent picks the leaf whose first start is <= `start` (or the leftmost leaf), so only
+    // entry i - 1 can start at or contain `start`.
     if (i > 0) {
-      const meta = leaf.v[ROWS + (i - 1) * this.rs + R_META]!;
-      if ((leaf.v[i - 1] === this.kA && iovaDelta(meta) === this.kD) || (includeContaining && this.lastCompare(leaf, i - 1, this.kA, this.kD) >= 0)) i--;
+      const v = this.lv(id);
+      const o = this.lo(id);
+      const meta = v[this.rowAt0(o, v, i - 1) + R_META]!;
+      if ((v[o + L_KEY + i - 1] === this.kA && iovaDelta(meta) === this.kD) || (includeContaining && this.lastCompare(id, i - 1, this.kA, this.kD) >= 0)) i--;
     }
-    for (; leaf; leaf = leaf.next, i = 0) {
-      while (i < leaf.n) yield this.rowAt(leaf, i++);
+    while (id >= 0) {
+      while (i < this.lv(id)[this.lo(id) + H_N]!) yield this.rowAt(id, i++);
+      id = this.lv(id)[this.lo(id) + H_NEXT]!;
+      i = 0;
     }
   }
 
@@ -299,65 +375,58 @@ export class IovaTree<T extends Span> {
   insert(area: T): void {
     this.stamp++;
     this.setKey(area.iova);
-    const leaf = this.descend();
-    const i = this.leafUB(leaf);
-    const v = leaf.v;
-    const n = leaf.n;
-    if (i < n) this.moveEntries(leaf, i, leaf, i + 1, n - i);
-    this.writeRow(v, i, area, false);
-    leaf.n = n + 1;
-    this.count++;
-    const gNew = this.refreshGap(leaf, i);
-    if (i === 0) this.fixMin(leaf);
-    // The area after the new one now has a smaller hole below it; maxima only shrink there, unless
-    // that hole was the largest.
-    let max = gNew > leaf.maxGap ? gNew : leaf.maxGap;
-    if (i + 1 < leaf.n) {
-      const gOld = v[GAPS + i + 1]!;
-      this.refreshGap(leaf, i + 1);
-      if (gOld === leaf.maxGap) max = this.leafMax(leaf);
-    } else if (leaf.next) {
-      const next = leaf.next;
-      const gOld = next.v[GAPS]!;
-      this.refreshGap(next, 0);
-      if (gOld === next.maxGap) this.setMax(next, this.leafMax(next));
+    const id = this.descend();
+    const i = this.leafUB(id);
+    const v = this.lv(id);
+    const o = this.lo(id);
+    const n = v[o + H_N]!;
+    // The first free slot (the one a remove freed last) takes the row.
+    const slot = v[o + L_SLOT + n]!;
+    if (i < n) {
+      v.copyWithin(o + L_KEY + i + 1, o + L_KEY + i, o + L_KEY + n);
+      v.copyWithin(o + L_GAP + i + 1, o + L_GAP + i, o + L_GAP + n);
+      v.copyWithin(o + L_SLOT + i + 1, o + L_SLOT + i, o + L_SLOT + n);
     }
-    if (leaf.n > LEAF_CAP) this.splitLeaf(leaf, i);
-    else this.setMax(leaf, max);
+    v[o + L_SLOT + i] = slot;
+    this.writeEntry(v, o, i, slot, area, false);
+    v[o + H_N] = n + 1;
+    this.count++;
+    this.refreshGap(id, i);
+    // The area after the new one now has a smaller hole below it.
+    if (i + 1 <= n) this.refreshGap(id, i + 1);
+    else this.refreshFirstOfNext(id);
+    if (i === 0) this.fixMin(true, id);
+    const max = regroup(v, o + L_GAP, o + L_GRP, i, n + 1);
+    if (n + 1 > CAP) this.splitLeaf(id, i);
+    else this.setMax(true, id, max);
   }
 
   /** Removes the area starting at `iova`; returns it, or undefined when there is none. */
   remove(iova: bigint): T | undefined {
     this.setKey(iova);
-    const leaf = this.descend();
-    const i = this.leafUB(leaf) - 1;
+    const id = this.descend();
+    const i = this.leafUB(id) - 1;
     if (i < 0) return undefined;
-    const rs = this.rs;
-    const v = leaf.v;
-    const at = ROWS + i * rs;
-    if (v[i] !== this.kA || iovaDelta(v[at + R_META]!) !== this.kD) return undefined;
-    const area = this.rowAt(leaf, i);
+    const v = this.lv(id);
+    const o = this.lo(id);
+    if (v[o + L_KEY + i] !== this.kA || iovaDelta(v[this.rowAt0(o, v, i) + R_META]!) !== this.kD) return undefined;
+    const area = this.rowAt(id, i);
     this.stamp++;
-    const gRemoved = v[GAPS + i]!;
-    const n = leaf.n - 1;
-    this.moveEntries(leaf, i + 1, leaf, i, n - i);
-    leaf.n = n;
+    const n = v[o + H_N]! - 1;
+    const slot = v[o + L_SLOT + i]!;
+    v.copyWithin(o + L_KEY + i, o + L_KEY + i + 1, o + L_KEY + n + 1);
+    v.copyWithin(o + L_GAP + i, o + L_GAP + i + 1, o + L_GAP + n + 1);
+    v.copyWithin(o + L_SLOT + i, o + L_SLOT + i + 1, o + L_SLOT + n + 1);
+    // The freed slot heads the free ones: the next insert takes it while its line is warm.
+    v[o + L_SLOT + n] = slot;
+    v[o + H_N] = n;
     this.count--;
-    if (i === 0 && n > 0) this.fixMin(leaf);
-    // The next area's hole grows to reach down to the area before the removed one: it covers both
-    // holes, so the maximum can only grow, unless the follower is in the next leaf.
-    if (i < n) {
-      const g = this.refreshGap(leaf, i);
-      this.setMax(leaf, g > leaf.maxGap ? g : leaf.maxGap);
-    } else {
-      if (gRemoved === leaf.maxGap) this.setMax(leaf, this.leafMax(leaf));
-      const next = leaf.next;
-      if (next) {
-        const g = this.refreshGap(next, 0);
-        if (g > next.maxGap) this.setMax(next, g);
-      }
-    }
-    if (n < LEAF_MIN && leaf.parent) this.rebalance(leaf);
+    // The next area's hole grows to reach down to the area before the removed one.
+    if (i < n) this.refreshGap(id, i);
+    else this.refreshFirstOfNext(id);
+    if (i === 0 && n > 0) this.fixMin(true, id);
+    this.setMax(true, id, regroup(v, o + L_GAP, o + L_GRP, i, n));
+    if (n < MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
     this.codec.removed?.(area);
     return area;
   }
@@ -379,8 +448,7 @@ export class IovaTree<T extends Span> {
     for (;;) {
       if (holeStart > windowLast) return undefined;
       // The first area at or after holeStart bounds the hole.
-      const found = this.seekAtOrAfter(holeStart);
-      const nextIova = found ? joinU64(this.hitLeaf!.v[this.hitIdx]!, iovaDelta(this.hitLeaf!.v[ROWS + this.hitIdx * this.rs + R_META]!)) : undefined;
+      const nextIova = this.seekAtOrAfter(holeStart) ? this.hitIova() : undefined;
       const holeLast = nextIova !== undefined ? nextIova - 1n : U64_MAX;
       if (holeLast >= holeStart) {
         const at = fits({ start: holeStart, last: holeLast < windowLast ? holeLast : windowLast });
@@ -389,14 +457,14 @@ export class IovaTree<T extends Span> {
       if (nextIova === undefined || this.hitLast() >= windowLast) return undefined;
       // Jump to the next hole big enough to matter: below the first area after `next` with a gap >= minSize.
       if (this.seekGap(nextIova, minSize)) {
-        this.predLast(this.hitLeaf!, this.hitIdx);
+        this.predLast(this.hitLeaf, this.hitIdx);
         holeStart = joinU64(this.pA, this.pD) + 1n;
       } else {
         // Only the hole above the last area is left; it is worth a look only if it is big enough.
-        let leaf = this.root;
-        while (!leaf.leaf) leaf = leaf.kids[leaf.n - 1]!;
-        this.hitLeaf = leaf;
-        this.hitIdx = leaf.n - 1;
+        let id = this.root;
+        for (let h = this.height; h > 0; h--) id = this.bv(id)[this.bo(id) + B_KID + this.bv(id)[this.bo(id) + H_N]! - 1]!;
+        this.hitLeaf = id;
+        this.hitIdx = this.lv(id)[this.lo(id) + H_N]! - 1;
         const last = this.hitLast();
         if (last === U64_MAX || U64_MAX - last < minSize) return undefined;
         holeStart = last + 1n;
@@ -404,60 +472,133 @@ export class IovaTree<T extends Span> {
     }
   }
 
-  /** Checks the structure (tests only): order, no overlap, gaps and maxima, keys, links, counts. */
+  /** Checks the structure (tests only): order, no overlap, gaps and maxima, keys, slots, links, counts. */
   checkInvariants(): void {
-    const rs = this.rs;
     let prevLast = -1n;
     let n = 0;
-    let prevLeaf: Leaf | null = null;
-    const depths = new Set<number>();
-    const visit = (node: Node, depth: number): bigint | undefined => {
-      if (node.leaf) {
-        depths.add(depth);
-        if (node.n === 0 && node !== this.root) throw new Error('empty leaf');
-        if (node.n > LEAF_CAP) throw new Error('overfull leaf');
-        if (node.prev !== prevLeaf) throw new Error('leaf prev link');
-        if (prevLeaf && prevLeaf.next !== node) throw new Error('leaf next link');
-        prevLeaf = node;
-        let max = -1;
-        for (let i = 0; i < node.n; i++) {
-          const at = ROWS + i * rs;
-          const meta = node.v[at + R_META]!;
-          const iova = joinU64(node.v[i]!, iovaDelta(meta));
-          const last = joinU64(node.v[at + R_LAST]!, lastDelta(meta));
-          if (Number(iova) !== node.v[i] || Number(last) !== node.v[at + R_LAST]) throw new Error(`approx at 0x${iova.toString(16)}`);
-          if (iova <= prevLast || last < iova || last > U64_MAX) throw new Error(`order/overlap at 0x${iova.toString(16)}`);
-          if (node.v[GAPS + i] !== Number(iova - prevLast - 1n)) throw new Error(`gap at 0x${iova.toString(16)}`);
-          max = Math.max(max, node.v[GAPS + i]!);
+    let prevLeaf = -1;
+    let leafCount = 0;
+    let branchCount = 0;
+    const fail = (what: string): never => {
+      throw new Error(`IovaTree invariant: ${what}`);
+    };
+    const checkGroups = (v: Float64Array, gaps: number, groups: number, count: number): number => {
+      for (let g = 0; g < GROUPS; g++) {
+        const start = g * GROUP;
+        const want = start < count ? maxOf(v, gaps + start, gaps + Math.min(count, start + GROUP)) : -1;
+        if (v[groups + g] !== want) fail(`group ${g} maximum`);
+      }
+      return maxOf(v, gaps, gaps + count);
+    };
+    /** Visits a node; answers its smallest key. */
+    const visit = (leaf: boolean, id: number, parent: number, pi: number, height: number): bigint | undefined => {
+      if (leaf) {
+        leafCount++;
+        if (height !== 0) fail('unbalanced');
+        const v = this.lv(id);
+        const o = this.lo(id);
+        const count = v[o + H_N]!;
+        if (count === 0 && id !== this.root) fail('empty leaf');
+        if (count > CAP) fail('overfull leaf');
+        if (v[o + H_PARENT] !== parent || (parent >= 0 && v[o + H_PI] !== pi)) fail('leaf parent link');
+        if (v[o + H_PREV] !== prevLeaf) fail('leaf prev link');
+        if (prevLeaf >= 0 && this.lv(prevLeaf)[this.lo(prevLeaf) + H_NEXT] !== id) fail('leaf next link');
+        prevLeaf = id;
+        const slots = new Set<number>();
+        for (let j = 0; j < SLOTS; j++) slots.add(v[o + L_SLOT + j]!);
+        if (slots.size !== SLOTS || [...slots].some((s) => !(s >= 0 && s < SLOTS && Number.isInteger(s)))) fail('slot column is not a permutation');
+        for (let i = 0; i < count; i++) {
+          const at = this.rowAt0(o, v, i);
+          const meta = v[at + R_META]!;
+          const iova = joinU64(v[o + L_KEY + i]!, iovaDelta(meta));
+          const last = joinU64(v[at + R_LAST]!, lastDelta(meta));
+          if (Number(iova) !== v[o + L_KEY + i] || Number(last) !== v[at + R_LAST]) fail(`approximation at 0x${iova.toString(16)}`);
+          if (iova <= prevLast || last < iova || last > U64_MAX) fail(`order/overlap at 0x${iova.toString(16)}`);
+          if (v[o + L_GAP + i] !== Number(iova - prevLast - 1n)) fail(`gap at 0x${iova.toString(16)}`);
           prevLast = last;
           n++;
         }
-        if (node.maxGap !== max) throw new Error('leaf maxGap');
-        return node.n > 0 ? joinU64(node.v[0]!, iovaDelta(node.v[ROWS + R_META]!)) : undefined;
+        if (v[o + H_MAX] !== checkGroups(v, o + L_GAP, o + L_GRP, count)) fail('leaf maximum');
+        return count > 0 ? joinU64(v[o + L_KEY]!, iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!)) : undefined;
       }
-      if (node.n !== node.kids.length || node.n === 0 || node.n > BRANCH_CAP) throw new Error('branch size');
-      if (node === this.root && node.n < 2) throw new Error('root with one child');
+      branchCount++;
+      const v = this.bv(id);
+      const o = this.bo(id);
+      const count = v[o + H_N]!;
+      if (count < 1 || count > CAP) fail('branch size');
+      if (id === this.root && count < 2) fail('root with one child');
+      if (v[o + H_PARENT] !== parent || (parent >= 0 && v[o + H_PI] !== pi)) fail('branch parent link');
+      if ((v[o + H_LEAFKIDS] === 1) !== (height === 1)) fail('branch child kind');
       let min: bigint | undefined;
-      let max = -1;
-      node.kids.forEach((c, i) => {
-        if (c.parent !== node || c.pi !== i) throw new Error('parent link');
-        const cmin = visit(c, depth + 1);
-        if (cmin === undefined || joinU64(node.k[i]!, node.k[B_DELTA + i]!) !== cmin) throw new Error('branch key');
-        if (node.k[B_GAP + i] !== c.maxGap) throw new Error('branch gap');
-        max = Math.max(max, c.maxGap);
-        if (i === 0) min = cmin;
-      });
-      if (node.maxGap !== max) throw new Error('branch maxGap');
+      for (let c = 0; c < count; c++) {
+        const kid = v[o + B_KID + c]!;
+        const cmin = visit(height === 1, kid, id, c, height - 1);
+        if (cmin === undefined || joinU64(v[o + B_KEY + c]!, v[o + B_DELTA + c]!) !== cmin) fail('branch key');
+        const kidMax = height === 1 ? this.lv(kid)[this.lo(kid) + H_MAX] : this.bv(kid)[this.bo(kid) + H_MAX];
+        if (v[o + B_GAP + c] !== kidMax) fail('branch gap');
+        if (c === 0) min = cmin;
+      }
+      if (v[o + H_MAX] !== checkGroups(v, o + B_GAP, o + B_GRP, count)) fail('branch maximum');
       return min;
     };
-    if (this.root.parent !== null) throw new Error('root parent');
-    visit(this.root, 0);
-    if (prevLeaf !== null && (prevLeaf as Leaf).next !== null) throw new Error('last leaf next link');
-    if (depths.size > 1) throw new Error('unbalanced');
-    if (n !== this.count) throw new Error('count');
+    visit(this.height === 0, this.root, -1, 0, this.height);
+    if (prevLeaf >= 0 && this.lv(prevLeaf)[this.lo(prevLeaf) + H_NEXT] !== -1) fail('last leaf next link');
+    if (n !== this.count) fail('count');
+    if (leafCount !== this.leaves.live || branchCount !== this.branches.live) fail('nodes leaked');
   }
 
-  // ---- rows ------------------------------------------------------------------------------------
+  // ---- nodes -------------------------------------------------------------------------------------
+
+  private lv(id: number): Float64Array {
+    return this.leaves.chunks[id >>> CHUNK_BITS]!;
+  }
+
+  private lo(id: number): number {
+    return (id & CHUNK_MASK) * this.leaves.size;
+  }
+
+  private bv(id: number): Float64Array {
+    return this.branches.chunks[id >>> CHUNK_BITS]!;
+  }
+
+  private bo(id: number): number {
+    return (id & CHUNK_MASK) * BRANCH_SIZE;
+  }
+
+  /** Where entry i's row starts. */
+  private rowAt0(o: number, v: Float64Array, i: number): number {
+    return o + L_ROW + v[o + L_SLOT + i]! * this.rs;
+  }
+
+  private newLeaf(prev: number, next: number): number {
+    const id = this.leaves.alloc();
+    const v = this.lv(id);
+    const o = this.lo(id);
+    v[o + H_N] = 0;
+    v[o + H_MAX] = -1;
+    v[o + H_PARENT] = -1;
+    v[o + H_PI] = 0;
+    v[o + H_PREV] = prev;
+    v[o + H_NEXT] = next;
+    v.fill(-1, o + L_GRP, o + L_GRP + GROUPS);
+    for (let s = 0; s < SLOTS; s++) v[o + L_SLOT + s] = s;
+    return id;
+  }
+
+  private newBranch(leafKids: boolean): number {
+    const id = this.branches.alloc();
+    const v = this.bv(id);
+    const o = this.bo(id);
+    v[o + H_N] = 0;
+    v[o + H_MAX] = -1;
+    v[o + H_PARENT] = -1;
+    v[o + H_PI] = 0;
+    v[o + H_LEAFKIDS] = leafKids ? 1 : 0;
+    v.fill(-1, o + B_GRP, o + B_GRP + GROUPS);
+    return id;
+  }
+
+  // ---- entries -----------------------------------------------------------------------------------
 
   private setKey(k: bigint): void {
     const a = Number(k);
@@ -465,30 +606,31 @@ export class IovaTree<T extends Span> {
     this.kD = deltaOf(k, a);
   }
 
-  /** Writes item as entry i of a leaf (key and row; the gap is the caller's). */
-  private writeRow(v: Float64Array, i: number, item: T, bulk: boolean): void {
-    const at = ROWS + i * this.rs;
+  /** Writes item as entry i, its row in `slot` (the gap is the caller's). */
+  private writeEntry(v: Float64Array, o: number, i: number, slot: number, item: T, bulk: boolean): void {
+    const at = o + L_ROW + slot * this.rs;
     const iA = Number(item.iova);
     const lA = Number(item.last);
-    v[i] = iA;
+    v[o + L_KEY + i] = iA;
     v[at + R_LAST] = lA;
     const bits = this.codec.write(item, v, at, bulk);
     v[at + R_META] = metaOf(bits, deltaOf(item.iova, iA), deltaOf(item.last, lA));
   }
 
-  private rowAt(leaf: Leaf, i: number): T {
+  private rowAt(id: number, i: number): T {
     const version = this.codec.version ? this.codec.version() : 0;
-    if (this.cacheLeaf === leaf && this.cacheIdx === i && this.cacheStamp === this.stamp && this.cacheVersion === version) return this.cacheItem!;
-    const v = leaf.v;
-    const at = ROWS + i * this.rs;
+    if (this.cacheLeaf === id && this.cacheIdx === i && this.cacheStamp === this.stamp && this.cacheVersion === version) return this.cacheItem!;
+    const v = this.lv(id);
+    const o = this.lo(id);
+    const at = this.rowAt0(o, v, i);
     const meta = v[at + R_META]!;
-    const iA = v[i]!;
+    const iA = v[o + L_KEY + i]!;
     const lA = v[at + R_LAST]!;
     const item =
       meta < BITS
         ? this.codec.read(BigInt(iA), BigInt(lA), meta, v, at, lA < EXACT ? lA - iA + 1 : -1)
         : this.codec.read(joinU64(iA, iovaDelta(meta)), joinU64(lA, lastDelta(meta)), meta % BITS, v, at, -1);
-    this.cacheLeaf = leaf;
+    this.cacheLeaf = id;
     this.cacheIdx = i;
     this.cacheStamp = this.stamp;
     this.cacheVersion = version;
@@ -496,378 +638,465 @@ export class IovaTree<T extends Span> {
     return item;
   }
 
-  /** Row i's last compared with (a, d). */
-  private lastCompare(leaf: Leaf, i: number, a: number, d: number): number {
-    const at = ROWS + i * this.rs;
-    return compareSplit(leaf.v[at + R_LAST]!, lastDelta(leaf.v[at + R_META]!), a, d);
+  /** Entry i's last compared with (a, d). */
+  private lastCompare(id: number, i: number, a: number, d: number): number {
+    const v = this.lv(id);
+    const at = this.rowAt0(this.lo(id), v, i);
+    return compareSplit(v[at + R_LAST]!, lastDelta(v[at + R_META]!), a, d);
   }
 
   private hitLastCompare(a: number, d: number): number {
-    return this.lastCompare(this.hitLeaf!, this.hitIdx, a, d);
+    return this.lastCompare(this.hitLeaf, this.hitIdx, a, d);
   }
 
   private hitLast(): bigint {
-    const at = ROWS + this.hitIdx * this.rs;
-    const v = this.hitLeaf!.v;
+    const v = this.lv(this.hitLeaf);
+    const at = this.rowAt0(this.lo(this.hitLeaf), v, this.hitIdx);
     return joinU64(v[at + R_LAST]!, lastDelta(v[at + R_META]!));
   }
 
-  /** Sets pA/pD to the last address of the row before (leaf, i), or -1 when there is none. */
-  private predLast(leaf: Leaf, i: number): void {
-    let l: Leaf | null = leaf;
+  private hitIova(): bigint {
+    const v = this.lv(this.hitLeaf);
+    const o = this.lo(this.hitLeaf);
+    return joinU64(v[o + L_KEY + this.hitIdx]!, iovaDelta(v[this.rowAt0(o, v, this.hitIdx) + R_META]!));
+  }
+
+  /** Sets pA/pD to the last address of the entry before (leaf, i), or -1 when there is none. */
+  private predLast(id: number, i: number): void {
     let j = i - 1;
     while (j < 0) {
-      l = l.prev;
-      if (!l) {
+      id = this.lv(id)[this.lo(id) + H_PREV]!;
+      if (id < 0) {
         this.pA = -1;
         this.pD = 0;
         return;
       }
-      j = l.n - 1;
+      j = this.lv(id)[this.lo(id) + H_N]! - 1;
     }
-    const at = ROWS + j * this.rs;
-    this.pA = l.v[at + R_LAST]!;
-    this.pD = lastDelta(l.v[at + R_META]!);
+    const v = this.lv(id);
+    const at = this.rowAt0(this.lo(id), v, j);
+    this.pA = v[at + R_LAST]!;
+    this.pD = lastDelta(v[at + R_META]!);
   }
 
-  /** Recomputes (and answers) the gap of row i from its predecessor; maxima are the caller's business. */
-  private refreshGap(leaf: Leaf, i: number): number {
-    this.predLast(leaf, i);
-    const v = leaf.v;
-    const at = ROWS + i * this.rs;
-    return (v[GAPS + i] = gapNum(v[i]!, iovaDelta(v[at + R_META]!), this.pA, this.pD));
+  /** Recomputes entry i's gap from its predecessor (group maxima are the caller's business). */
+  private refreshGap(id: number, i: number): number {
+    this.predLast(id, i);
+    const v = this.lv(id);
+    const o = this.lo(id);
+    return (v[o + L_GAP + i] = gapNum(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!), this.pA, this.pD));
+  }
+
+  /** The first entry of the leaf after `id` got a new predecessor: its gap, and the maxima above it. */
+  private refreshFirstOfNext(id: number): void {
+    const next = this.lv(id)[this.lo(id) + H_NEXT]!;
+    if (next < 0) return;
+    const v = this.lv(next);
+    const o = this.lo(next);
+    const old = v[o + L_GAP]!;
+    const g = this.refreshGap(next, 0);
+    v[o + L_GAP] = old;
+    this.setMax(true, next, setEntryGap(v, o + L_GAP, o + L_GRP, 0, g, v[o + H_N]!));
   }
 
   // ---- search ----------------------------------------------------------------------------------
 
-  /** First child whose smallest key is > the search key. */
-  private branchUB(b: Branch): number {
-    const k = b.k;
+  /** First child of branch (v, o) whose smallest key is > the search key. */
+  private branchUB(v: Float64Array, o: number): number {
     const kA = this.kA;
     const kD = this.kD;
     let lo = 0;
-    let hi = b.n;
+    let hi = v[o + H_N]!;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      const x = k[mid]!;
-      if (x < kA || (x === kA && k[B_DELTA + mid]! <= kD)) lo = mid + 1;
+      const x = v[o + B_KEY + mid]!;
+      if (x < kA || (x === kA && v[o + B_DELTA + mid]! <= kD)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  /** First row whose iova is > the search key. */
-  private leafUB(leaf: Leaf): number {
-    const v = leaf.v;
+  /** First entry of a leaf whose iova is > the search key. */
+  private leafUB(id: number): number {
+    const v = this.lv(id);
+    const o = this.lo(id);
     const kA = this.kA;
     const kD = this.kD;
     let lo = 0;
-    let hi = leaf.n;
+    let hi = v[o + H_N]!;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      const x = v[mid]!;
-      if (x < kA || (x === kA && (kA < EXACT || iovaDelta(v[ROWS + mid * this.rs + R_META]!) <= kD))) lo = mid + 1;
+      const x = v[o + L_KEY + mid]!;
+      if (x < kA || (x === kA && (kA < EXACT || iovaDelta(v[this.rowAt0(o, v, mid) + R_META]!) <= kD))) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
   /** The leaf where the search key belongs: the last one whose first iova is <= the key, or the leftmost. */
-  private descend(): Leaf {
-    let node = this.root;
-    while (!node.leaf) {
-      const i = this.branchUB(node);
-      node = node.kids[i > 0 ? i - 1 : 0]!;
+  private descend(): number {
+    let id = this.root;
+    for (let h = this.height; h > 0; h--) {
+      const v = this.bv(id);
+      const o = this.bo(id);
+      const i = this.branchUB(v, o);
+      id = v[o + B_KID + (i > 0 ? i - 1 : 0)]!;
     }
-    return node;
+    return id;
   }
 
-  /** The row with the greatest iova <= the search key, into hitLeaf/hitIdx; false when none. */
+  /** The entry with the greatest iova <= the search key, into hitLeaf/hitIdx; false when none. */
   private seekFloor(): boolean {
-    const leaf = this.descend();
-    const i = this.leafUB(leaf) - 1;
+    const id = this.descend();
+    const i = this.leafUB(id) - 1;
     // Branch keys are exact smallest keys, so only the leftmost leaf can have nothing <= the key.
     if (i < 0) return false;
-    this.hitLeaf = leaf;
+    this.hitLeaf = id;
     this.hitIdx = i;
     return true;
   }
 
-  /** The first row with iova >= a, into hitLeaf/hitIdx; false when none. */
+  /** The first entry with iova >= a, into hitLeaf/hitIdx; false when none. */
   private seekAtOrAfter(a: bigint): boolean {
     this.setKey(a);
-    const leaf = this.descend();
-    let i = this.leafUB(leaf);
-    if (i > 0 && leaf.v[i - 1] === this.kA && iovaDelta(leaf.v[ROWS + (i - 1) * this.rs + R_META]!) === this.kD) i--;
-    if (i < leaf.n) {
-      this.hitLeaf = leaf;
+    const id = this.descend();
+    const v = this.lv(id);
+    const o = this.lo(id);
+    let i = this.leafUB(id);
+    if (i > 0 && v[o + L_KEY + i - 1] === this.kA && iovaDelta(v[this.rowAt0(o, v, i - 1) + R_META]!) === this.kD) i--;
+    if (i < v[o + H_N]!) {
+      this.hitLeaf = id;
       this.hitIdx = i;
       return true;
     }
-    if (!leaf.next) return false;
-    this.hitLeaf = leaf.next;
+    const next = v[o + H_NEXT]!;
+    if (next < 0) return false;
+    this.hitLeaf = next;
     this.hitIdx = 0;
     return true;
   }
 
-  /** The first row with iova > after whose gap is at least minSize, into hitLeaf/hitIdx. */
+  /** The first entry with iova > after whose gap is at least minSize, into hitLeaf/hitIdx. */
   private seekGap(after: bigint, minSize: bigint): boolean {
     this.setKey(after);
-    return this.searchGap(this.root, Number(minSize), minSize);
+    return this.searchGap(this.height === 0, this.root, Number(minSize), minSize);
   }
 
-  private searchGap(node: Node, need: number, minSize: bigint): boolean {
-    if (node.maxGap < need) return false;
-    if (node.leaf) {
-      const v = node.v;
-      for (let i = this.leafUB(node); i < node.n; i++) {
-        const g = v[GAPS + i]!;
+  private searchGap(leaf: boolean, id: number, need: number, minSize: bigint): boolean {
+    if (leaf) {
+      const v = this.lv(id);
+      const o = this.lo(id);
+      if (v[o + H_MAX]! < need) return false;
+      const n = v[o + H_N]!;
+      for (let i = this.leafUB(id); i < n; i++) {
+        // A whole group (cache line) without a big enough gap is skipped.
+        if ((i & (GROUP - 1)) === 0 && v[o + L_GRP + (i >> 3)]! < need) {
+          i += GROUP - 1;
+          continue;
+        }
+        const g = v[o + L_GAP + i]!;
         if (g < need) continue;
         // Both below 2^53: the floats are the exact values. Otherwise settle it exactly.
         if (!(g < EXACT && need < EXACT)) {
-          this.predLast(node, i);
-          const exact = joinU64(v[i]!, iovaDelta(v[ROWS + i * this.rs + R_META]!)) - joinU64(this.pA, this.pD) - 1n;
+          this.predLast(id, i);
+          const exact = joinU64(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!)) - joinU64(this.pA, this.pD) - 1n;
           if (exact < minSize) continue;
         }
-        this.hitLeaf = node;
+        this.hitLeaf = id;
         this.hitIdx = i;
         return true;
       }
       return false;
     }
-    const first = this.branchUB(node);
-    for (let c = first > 0 ? first - 1 : 0; c < node.n; c++) {
-      if (node.k[B_GAP + c]! >= need && this.searchGap(node.kids[c]!, need, minSize)) return true;
+    const v = this.bv(id);
+    const o = this.bo(id);
+    if (v[o + H_MAX]! < need) return false;
+    const n = v[o + H_N]!;
+    const kidsAreLeaves = v[o + H_LEAFKIDS] === 1;
+    const first = this.branchUB(v, o);
+    for (let c = first > 0 ? first - 1 : 0; c < n; c++) {
+      if (v[o + B_GAP + c]! >= need && this.searchGap(kidsAreLeaves, v[o + B_KID + c]!, need, minSize)) return true;
     }
     return false;
   }
 
   // ---- structure -------------------------------------------------------------------------------
 
-  private leafMax(leaf: Leaf): number {
-    const v = leaf.v;
-    let m = -1;
-    for (let i = GAPS, end = GAPS + leaf.n; i < end; i++) if (v[i]! > m) m = v[i]!;
-    return m;
-  }
-
-  /** Sets a node's largest gap and carries the change up as far as it changes anything. */
-  private setMax(node: Node, m: number): void {
-    for (let c: Node = node; ; ) {
-      if (c.maxGap === m) return;
-      c.maxGap = m;
-      const p = c.parent;
-      if (!p) return;
-      const old = p.k[B_GAP + c.pi]!;
-      p.k[B_GAP + c.pi] = m;
-      if (m >= p.maxGap) {
-        // m is the parent's new largest (or equal to it: then nothing changes above).
-      } else if (old === p.maxGap) {
-        m = branchMax(p); // the largest shrank and may have been this one
-      } else {
-        return;
-      }
-      c = p;
+  /** Node `id` (a leaf when `leaf`) now has largest gap m: store it and carry the change up. */
+  private setMax(leaf: boolean, id: number, m: number): void {
+    let v = leaf ? this.lv(id) : this.bv(id);
+    let o = leaf ? this.lo(id) : this.bo(id);
+    for (;;) {
+      if (v[o + H_MAX] === m) return;
+      v[o + H_MAX] = m;
+      const p = v[o + H_PARENT]!;
+      if (p < 0) return;
+      const pi = v[o + H_PI]!;
+      v = this.bv(p);
+      o = this.bo(p);
+      m = setEntryGap(v, o + B_GAP, o + B_GRP, pi, m, v[o + H_N]!);
     }
   }
 
   /** A node's smallest key changed: set it in the parents for which it is the first child. */
-  private fixMin(node: Node): void {
+  private fixMin(leaf: boolean, id: number): void {
+    let v = leaf ? this.lv(id) : this.bv(id);
+    let o = leaf ? this.lo(id) : this.bo(id);
     let a: number;
     let d: number;
-    if (node.leaf) {
-      a = node.v[0]!;
-      d = iovaDelta(node.v[ROWS + R_META]!);
+    if (leaf) {
+      a = v[o + L_KEY]!;
+      d = iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!);
     } else {
-      a = node.k[0]!;
-      d = node.k[B_DELTA]!;
+      a = v[o + B_KEY]!;
+      d = v[o + B_DELTA]!;
     }
-    for (let c: Node = node; c.parent; c = c.parent) {
-      c.parent.k[c.pi] = a;
-      c.parent.k[B_DELTA + c.pi] = d;
-      if (c.pi !== 0) return;
-    }
-  }
-
-  private splitLeaf(leaf: Leaf, insertedAt: number): void {
-    const n = leaf.n;
-    let cut = n >> 1;
-    if (!leaf.next && insertedAt === n - 1) cut = LEAF_FILL;
-    else if (!leaf.prev && insertedAt === 0) cut = n - LEAF_FILL;
-    const right = new Leaf(this.rs);
-    this.moveEntries(leaf, cut, right, 0, n - cut);
-    right.n = n - cut;
-    leaf.n = cut;
-    right.next = leaf.next;
-    if (right.next) right.next.prev = right;
-    right.prev = leaf;
-    leaf.next = right;
-    leaf.maxGap = this.leafMax(leaf);
-    right.maxGap = this.leafMax(right);
-    this.addSibling(leaf, right);
-  }
-
-  private splitBranch(b: Branch, insertedAt: number): void {
-    const n = b.n;
-    let cut = n >> 1;
-    if (insertedAt === n - 1 && isRightmost(b)) cut = BRANCH_FILL;
-    else if (insertedAt === 0 && isLeftmost(b)) cut = n - BRANCH_FILL;
-    const right = new Branch();
-    const moved = b.kids.splice(cut);
-    for (let j = 0; j < moved.length; j++) setChild(right, j, moved[j]!);
-    right.n = moved.length;
-    b.n = cut;
-    b.maxGap = branchMax(b);
-    right.maxGap = branchMax(right);
-    this.addSibling(b, right);
-  }
-
-  /** Inserts `right` just after `node` in node's parent (a new root when there is none). */
-  private addSibling(node: Node, right: Node): void {
-    const p = node.parent;
-    if (!p) {
-      const root = new Branch();
-      setChild(root, 0, node);
-      setChild(root, 1, right);
-      root.n = 2;
-      root.maxGap = branchMax(root);
-      this.root = root;
-      return;
-    }
-    const at = node.pi + 1;
-    for (const base of [0, B_DELTA, B_GAP]) p.k.copyWithin(base + at + 1, base + at, base + p.n);
-    p.kids.splice(at, 0, right);
-    p.n++;
-    for (let j = at + 1; j < p.n; j++) p.kids[j]!.pi = j;
-    setChild(p, at, right);
-    p.k[B_GAP + node.pi] = node.maxGap;
-    if (p.n > BRANCH_CAP) this.splitBranch(p, at);
-    else this.refreshMax(p);
-  }
-
-  /** Recomputes a branch's maxGap from its children's and carries a change up. */
-  private refreshMax(b: Branch): void {
-    this.setMax(b, branchMax(b));
-  }
-
-  /** Merges an underfull node with a neighbour, or moves rows/children over from it. */
-  private rebalance(node: Node): void {
-    const p = node.parent!;
-    const left = node.pi > 0 ? p.kids[node.pi - 1]! : node;
-    const right = node.pi > 0 ? node : p.kids[node.pi + 1]!;
-    if (left.leaf !== right.leaf) throw new Error('IovaTree: unbalanced siblings');
-    if (left.leaf) this.moveRows(left, right as Leaf);
-    else moveKids(left, right as Branch);
-    this.fixMin(left);
-    if (right.n > 0) this.fixMin(right);
-    p.k[B_GAP + left.pi] = left.maxGap;
-    if (right.n === 0) this.removeChild(p, right.pi);
-    else p.k[B_GAP + right.pi] = right.maxGap;
-    this.refreshMax(p);
-    if (p === this.root) {
-      if (p.n === 1) {
-        this.root = p.kids[0]!;
-        this.root.parent = null;
-        this.root.pi = 0;
-      }
-    } else if (p.n < BRANCH_MIN) {
-      this.rebalance(p);
+    for (;;) {
+      const p = v[o + H_PARENT]!;
+      if (p < 0) return;
+      const pi = v[o + H_PI]!;
+      v = this.bv(p);
+      o = this.bo(p);
+      v[o + B_KEY + pi] = a;
+      v[o + B_DELTA + pi] = d;
+      if (pi !== 0) return;
     }
   }
 
-  /** Adjacent leaves: all rows into `left` when they fit with room to spare, else half each. */
-  private moveRows(left: Leaf, right: Leaf): void {
-    const total = left.n + right.n;
-    const keep = total <= LEAF_CAP - LEAF_MIN ? total : total >> 1;
-    if (keep > left.n) {
-      const k = keep - left.n;
-      this.moveEntries(right, 0, left, left.n, k);
-      this.moveEntries(right, k, right, 0, right.n - k);
-      left.n += k;
-      right.n -= k;
-    } else if (keep < left.n) {
-      const k = left.n - keep;
-      this.moveEntries(right, 0, right, k, right.n);
-      this.moveEntries(left, keep, right, 0, k);
-      left.n -= k;
-      right.n += k;
+  /** Puts node `kid` at index i of branch b (key, gap, links); b's count and groups are the caller's. */
+  private setChild(b: number, i: number, kid: number): void {
+    const v = this.bv(b);
+    const o = this.bo(b);
+    const leafKid = v[o + H_LEAFKIDS] === 1;
+    const kv = leafKid ? this.lv(kid) : this.bv(kid);
+    const ko = leafKid ? this.lo(kid) : this.bo(kid);
+    kv[ko + H_PARENT] = b;
+    kv[ko + H_PI] = i;
+    v[o + B_KID + i] = kid;
+    v[o + B_GAP + i] = kv[ko + H_MAX]!;
+    if (leafKid) {
+      v[o + B_KEY + i] = kv[ko + L_KEY]!;
+      v[o + B_DELTA + i] = kv[ko + H_N]! > 0 ? iovaDelta(kv[this.rowAt0(ko, kv, 0) + R_META]!) : 0;
+    } else {
+      v[o + B_KEY + i] = kv[ko + B_KEY]!;
+      v[o + B_DELTA + i] = kv[ko + B_DELTA]!;
     }
-    if (right.n === 0) {
-      left.next = right.next;
-      if (right.next) right.next.prev = left;
-    }
-    left.maxGap = this.leafMax(left);
-    right.maxGap = this.leafMax(right);
   }
 
-  /** Copies `count` entries (key, gap, row) from src[from] to dst[to]; the ranges may overlap in one leaf. */
-  private moveEntries(src: Leaf, from: number, dst: Leaf, to: number, count: number): void {
-    if (count <= 0) return;
+  /** Copies entries [from, from + count) of leaf src to [to, ...) of leaf dst (another leaf): keys, gaps, rows into dst's slots. */
+  private copyEntries(src: number, from: number, dst: number, to: number, count: number): void {
+    const sv = this.lv(src);
+    const so = this.lo(src);
+    const dv = this.lv(dst);
+    const dO = this.lo(dst);
     const rs = this.rs;
-    if (src === dst) {
-      const v = src.v;
-      v.copyWithin(to, from, from + count);
-      v.copyWithin(GAPS + to, GAPS + from, GAPS + from + count);
-      v.copyWithin(ROWS + to * rs, ROWS + from * rs, ROWS + (from + count) * rs);
+    dv.set(sv.subarray(so + L_KEY + from, so + L_KEY + from + count), dO + L_KEY + to);
+    dv.set(sv.subarray(so + L_GAP + from, so + L_GAP + from + count), dO + L_GAP + to);
+    for (let j = 0; j < count; j++) {
+      const sAt = this.rowAt0(so, sv, from + j);
+      const dAt = this.rowAt0(dO, dv, to + j);
+      for (let c = 0; c < rs; c++) dv[dAt + c] = sv[sAt + c]!;
+    }
+  }
+
+  private splitLeaf(id: number, insertedAt: number): void {
+    const v = this.lv(id);
+    const o = this.lo(id);
+    const n = v[o + H_N]!;
+    let cut = n >> 1;
+    const next = v[o + H_NEXT]!;
+    if (next < 0 && insertedAt === n - 1) cut = FILL;
+    else if (v[o + H_PREV]! < 0 && insertedAt === 0) cut = n - FILL;
+    const right = this.newLeaf(id, next);
+    if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = right;
+    v[o + H_NEXT] = right;
+    // Right's slots are fresh (slot j for entry j); left's moved-out slots join its free tail as they are.
+    this.copyEntries(id, cut, right, 0, n - cut);
+    const rv = this.lv(right);
+    const ro = this.lo(right);
+    rv[ro + H_N] = n - cut;
+    v[o + H_N] = cut;
+    // The parent still holds the maximum from before the insert: addSibling sets both halves'.
+    v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, cut);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, n - cut);
+    this.addSibling(true, id, right);
+  }
+
+  private splitBranch(id: number, insertedAt: number): void {
+    const v = this.bv(id);
+    const o = this.bo(id);
+    const n = v[o + H_N]!;
+    let cut = n >> 1;
+    if (insertedAt === n - 1 && this.isEdge(id, true)) cut = FILL;
+    else if (insertedAt === 0 && this.isEdge(id, false)) cut = n - FILL;
+    const right = this.newBranch(v[o + H_LEAFKIDS] === 1);
+    for (let j = cut; j < n; j++) this.setChild(right, j - cut, v[o + B_KID + j]!);
+    const rv = this.bv(right);
+    const ro = this.bo(right);
+    rv[ro + H_N] = n - cut;
+    v[o + H_N] = cut;
+    v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, cut);
+    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, 0, n - cut);
+    this.addSibling(false, id, right);
+  }
+
+  /** True when branch id is the last (rightmost) or first child at every level up to the root. */
+  private isEdge(id: number, rightmost: boolean): boolean {
+    for (let v = this.bv(id), o = this.bo(id); v[o + H_PARENT]! >= 0; ) {
+      const p = v[o + H_PARENT]!;
+      const pi = v[o + H_PI]!;
+      v = this.bv(p);
+      o = this.bo(p);
+      if (pi !== (rightmost ? v[o + H_N]! - 1 : 0)) return false;
+    }
+    return true;
+  }
+
+  /** Inserts `right` just after node `id` in its parent (a new root when there is none). */
+  private addSibling(leaf: boolean, id: number, right: number): void {
+    const nv = leaf ? this.lv(id) : this.bv(id);
+    const no = leaf ? this.lo(id) : this.bo(id);
+    const p = nv[no + H_PARENT]!;
+    if (p < 0) {
+      const root = this.newBranch(leaf);
+      this.setChild(root, 0, id);
+      this.setChild(root, 1, right);
+      const v = this.bv(root);
+      const o = this.bo(root);
+      v[o + H_N] = 2;
+      v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, 2);
+      this.root = root;
+      this.height++;
       return;
     }
-    dst.v.set(src.v.subarray(from, from + count), to);
-    dst.v.set(src.v.subarray(GAPS + from, GAPS + from + count), GAPS + to);
-    dst.v.set(src.v.subarray(ROWS + from * rs, ROWS + (from + count) * rs), ROWS + to * rs);
+    const v = this.bv(p);
+    const o = this.bo(p);
+    const n = v[o + H_N]!;
+    const at = nv[no + H_PI]! + 1;
+    for (const base of [B_KEY, B_DELTA, B_GAP, B_KID]) v.copyWithin(o + base + at + 1, o + base + at, o + base + n);
+    v[o + H_N] = n + 1;
+    for (let j = at + 1; j <= n; j++) this.setPi(leaf, v[o + B_KID + j]!, j);
+    this.setChild(p, at, right);
+    v[o + B_GAP + at - 1] = nv[no + H_MAX]!;
+    const max = regroup(v, o + B_GAP, o + B_GRP, 0, n + 1);
+    if (n + 1 > CAP) this.splitBranch(p, at);
+    else this.setMax(false, p, max);
   }
 
-  /** Drops child i of b (its keys, gap and link). */
-  private removeChild(b: Branch, i: number): void {
-    for (const base of [0, B_DELTA, B_GAP]) b.k.copyWithin(base + i, base + i + 1, base + b.n);
-    b.kids.splice(i, 1);
-    b.n--;
-    for (let j = i; j < b.n; j++) b.kids[j]!.pi = j;
-    if (i === 0 && b.n > 0) this.fixMin(b);
+  private setPi(leaf: boolean, id: number, pi: number): void {
+    if (leaf) this.lv(id)[this.lo(id) + H_PI] = pi;
+    else this.bv(id)[this.bo(id) + H_PI] = pi;
   }
-}
 
-/** Puts `child` at index i of `b` (key, gap, links); b.n is the caller's. */
-function setChild(b: Branch, i: number, child: Node): void {
-  b.kids[i] = child;
-  child.parent = b;
-  child.pi = i;
-  if (child.leaf) {
-    b.k[i] = child.v[0]!;
-    b.k[B_DELTA + i] = iovaDelta(child.v[ROWS + R_META]!);
-  } else {
-    b.k[i] = child.k[0]!;
-    b.k[B_DELTA + i] = child.k[B_DELTA]!;
+  /** Merges an underfull node with a neighbour, or moves entries over from it. */
+  private rebalance(leaf: boolean, id: number): void {
+    const nv = leaf ? this.lv(id) : this.bv(id);
+    const no = leaf ? this.lo(id) : this.bo(id);
+    const p = nv[no + H_PARENT]!;
+    const pi = nv[no + H_PI]!;
+    const v = this.bv(p);
+    const o = this.bo(p);
+    const left = pi > 0 ? v[o + B_KID + pi - 1]! : id;
+    const right = pi > 0 ? id : v[o + B_KID + pi + 1]!;
+    const leftPi = pi > 0 ? pi - 1 : pi;
+    const rightN = leaf ? this.moveEntries(left, right) : this.moveKids(left, right);
+    this.fixMin(leaf, left);
+    v[o + B_GAP + leftPi] = leaf ? this.lv(left)[this.lo(left) + H_MAX]! : this.bv(left)[this.bo(left) + H_MAX]!;
+    if (rightN > 0) {
+      this.fixMin(leaf, right);
+      v[o + B_GAP + leftPi + 1] = leaf ? this.lv(right)[this.lo(right) + H_MAX]! : this.bv(right)[this.bo(right) + H_MAX]!;
+    } else {
+      this.removeChild(p, leftPi + 1, leaf);
+      if (leaf) this.leaves.release(right);
+      else this.branches.release(right);
+    }
+    const n = v[o + H_N]!;
+    this.setMax(false, p, regroup(v, o + B_GAP, o + B_GRP, 0, n));
+    if (p === this.root) {
+      if (n === 1) {
+        this.root = v[o + B_KID]!;
+        this.height--;
+        this.branches.release(p);
+        if (leaf) this.lv(this.root)[this.lo(this.root) + H_PARENT] = -1;
+        else this.bv(this.root)[this.bo(this.root) + H_PARENT] = -1;
+      }
+    } else if (n < MIN) {
+      this.rebalance(false, p);
+    }
   }
-  b.k[B_GAP + i] = child.maxGap;
-}
 
-/** Adjacent branches: all children into `left` when they fit with room to spare, else half each. */
-function moveKids(left: Branch, right: Branch): void {
-  const total = left.n + right.n;
-  const keep = total <= BRANCH_CAP - BRANCH_MIN ? total : total >> 1;
-  const all = [...left.kids, ...right.kids];
-  left.kids.length = 0;
-  right.kids.length = 0;
-  for (let j = 0; j < keep; j++) setChild(left, j, all[j]!);
-  for (let j = keep; j < total; j++) setChild(right, j - keep, all[j]!);
-  left.n = keep;
-  right.n = total - keep;
-  left.maxGap = branchMax(left);
-  right.maxGap = right.n > 0 ? branchMax(right) : -1;
-}
+  /**
+   * Adjacent leaves: all entries into `left` when they fit with room to spare, else half each.
+   * Answers how many stay in `right` (0: it is empty and must go).
+   */
+  private moveEntries(left: number, right: number): number {
+    const lv = this.lv(left);
+    const lo = this.lo(left);
+    const rv = this.lv(right);
+    const ro = this.lo(right);
+    const ln = lv[lo + H_N]!;
+    const rn = rv[ro + H_N]!;
+    const total = ln + rn;
+    const keep = total <= CAP - MIN ? total : total >> 1;
+    if (keep > ln) {
+      // Right's first k entries go to left's end (into left's free slots); right's freed slots join its free tail.
+      const k = keep - ln;
+      this.copyEntries(right, 0, left, ln, k);
+      const freed = Array.from(rv.subarray(ro + L_SLOT, ro + L_SLOT + k));
+      rv.copyWithin(ro + L_KEY, ro + L_KEY + k, ro + L_KEY + rn);
+      rv.copyWithin(ro + L_GAP, ro + L_GAP + k, ro + L_GAP + rn);
+      rv.copyWithin(ro + L_SLOT, ro + L_SLOT + k, ro + L_SLOT + rn);
+      rv.set(freed, ro + L_SLOT + rn - k);
+    } else if (keep < ln) {
+      // Left's last k entries go to right's front, into right's first free slots.
+      const k = ln - keep;
+      const taken = Array.from(rv.subarray(ro + L_SLOT + rn, ro + L_SLOT + rn + k));
+      rv.copyWithin(ro + L_KEY + k, ro + L_KEY, ro + L_KEY + rn);
+      rv.copyWithin(ro + L_GAP + k, ro + L_GAP, ro + L_GAP + rn);
+      rv.copyWithin(ro + L_SLOT + k, ro + L_SLOT, ro + L_SLOT + rn);
+      rv.set(taken, ro + L_SLOT);
+      this.copyEntries(left, keep, right, 0, k);
+    }
+    lv[lo + H_N] = keep;
+    rv[ro + H_N] = total - keep;
+    lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, 0, keep);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, total - keep);
+    if (total - keep === 0) {
+      const next = rv[ro + H_NEXT]!;
+      lv[lo + H_NEXT] = next;
+      if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = left;
+    }
+    return total - keep;
+  }
 
-function branchMax(b: Branch): number {
-  let m = -1;
-  for (let i = 0; i < b.n; i++) if (b.k[B_GAP + i]! > m) m = b.k[B_GAP + i]!;
-  return m;
-}
+  /** Adjacent branches: all children into `left` when they fit with room to spare, else half each. */
+  private moveKids(left: number, right: number): number {
+    const lv = this.bv(left);
+    const lo = this.bo(left);
+    const rv = this.bv(right);
+    const ro = this.bo(right);
+    const ln = lv[lo + H_N]!;
+    const rn = rv[ro + H_N]!;
+    const total = ln + rn;
+    const keep = total <= CAP - MIN ? total : total >> 1;
+    const kids = [...lv.subarray(lo + B_KID, lo + B_KID + ln), ...rv.subarray(ro + B_KID, ro + B_KID + rn)];
+    for (let j = 0; j < keep; j++) this.setChild(left, j, kids[j]!);
+    for (let j = keep; j < total; j++) this.setChild(right, j - keep, kids[j]!);
+    lv[lo + H_N] = keep;
+    rv[ro + H_N] = total - keep;
+    lv[lo + H_MAX] = regroup(lv, lo + B_GAP, lo + B_GRP, 0, keep);
+    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, 0, total - keep);
+    return total - keep;
+  }
 
-function isRightmost(node: Node): boolean {
-  for (let c: Node = node; c.parent; c = c.parent) if (c.pi !== c.parent.n - 1) return false;
-  return true;
-}
-
-function isLeftmost(node: Node): boolean {
-  for (let c: Node = node; c.parent; c = c.parent) if (c.pi !== 0) return false;
-  return true;
+  /** Drops child i of branch b (key, gap, link); groups and maximum are the caller's. */
+  private removeChild(b: number, i: number, leafKids: boolean): void {
+    const v = this.bv(b);
+    const o = this.bo(b);
+    const n = v[o + H_N]!;
+    for (const base of [B_KEY, B_DELTA, B_GAP, B_KID]) v.copyWithin(o + base + i, o + base + i + 1, o + base + n);
+    v[o + H_N] = n - 1;
+    for (let j = i; j < n - 1; j++) this.setPi(leafKids, v[o + B_KID + j]!, j);
+    if (i === 0 && n > 1) this.fixMin(false, b);
+  }
 }
