@@ -9,10 +9,11 @@ import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } 
  * typed arrays, which the collector never traces and which take few TLB entries; a search reads a
  * handful of cache lines and no pointers.
  *
- * A leaf holds up to 63 areas: a column of start addresses, a column of gaps, the largest gap of each
- * group of 8 (one cache line), a column naming each area's row slot, and the rows [last, meta,
- * ...payload]. Inserts and removes shift the three columns only; a row stays in its slot, and a slot
- * freed by a remove is the next one an insert takes.
+ * A leaf holds up to 63 areas: a column of start addresses in address order, a column naming each
+ * area's row slot, and by slot: the rows [last, meta, ...payload], the gaps, and the largest gap of
+ * each group of 8 slots (one cache line). Inserts and removes shift the two ordered columns only; a
+ * row and its gap stay in their slot, and the slot a remove frees is the next one an insert takes, so
+ * a remove followed by an insert nearby touches few and warm cache lines.
  *
  * Each u64 is kept as the float64 nearest to it with its small correction packed into `meta`
  * (u64-float.ts), so addresses below 2^53 never touch BigInt and the exact value is always there.
@@ -91,7 +92,7 @@ export const SPAN_ROWS: RowCodec<Span> = {
 // ---- node layout ---------------------------------------------------------------------------------
 
 /** Entries per node, one of them spare: a full node takes the insert, then splits. */
-const SLOTS = 64;
+const SLOTS = 32;
 const CAP = SLOTS - 1;
 /** Gaps are summarized per group of 8 float64s: one cache line. */
 const GROUP = 8;
@@ -119,11 +120,12 @@ const H_NEXT = 5;
 const H_LEAFKIDS = 4;
 const HEAD = 8;
 
+/** Leaves: keys and slots by position; gaps (-1: free slot), group maxima and rows by slot. */
 const L_KEY = HEAD;
-const L_GAP = L_KEY + SLOTS;
+const L_SLOT = L_KEY + SLOTS;
+const L_GAP = L_SLOT + SLOTS;
 const L_GRP = L_GAP + SLOTS;
-const L_SLOT = L_GRP + GROUPS;
-const L_ROW = L_SLOT + SLOTS;
+const L_ROW = L_GRP + GROUPS;
 
 const B_KEY = HEAD;
 const B_DELTA = B_KEY + SLOTS;
@@ -165,6 +167,17 @@ class NodePool {
     for (let c = 0; c < this.chunks.length; c++) total += 2 ** Math.min(c, CHUNK_BITS);
     return total - this.free.length;
   }
+}
+
+/**
+ * Reads one float64 in each cache line of a node region, all independent of each other, so that a
+ * cold node's lines are fetched in parallel before the binary search walks them one after another
+ * (JavaScript has no prefetch instruction; an out-of-order core overlaps independent loads).
+ */
+function touch(v: Float64Array, from: number, length: number): number {
+  let sum = 0;
+  for (let i = from, end = from + length; i < end; i += GROUP) sum += v[i]!;
+  return sum;
 }
 
 /** Largest of a run of float64s (-1 when empty). */
@@ -222,6 +235,26 @@ export class IovaTree<T extends Span> {
   private cacheStamp = -1;
   private cacheVersion = -1;
   private cacheItem: T | undefined;
+  /**
+   * The finger: the leaf the last descent reached and the smallest key of whatever follows it (the
+   * fence). A key from the leaf's first one (or any, for the leftmost leaf) up to the fence belongs
+   * there as long as no node split, merged or moved entries (`shape`): the operations of one map or
+   * unmap, which all land on the same leaf, descend once.
+   */
+  private shape = 0;
+  private fingerShape = -1;
+  private fingerLeaf = -1;
+  private fenceA = Infinity;
+  private fenceD = 0;
+  /** The last bigints turned into (float64, correction): a map or an unmap passes the same few many times. */
+  private memoK0 = -1n;
+  private memoA0 = -1;
+  private memoD0 = 0;
+  private memoK1 = -1n;
+  private memoA1 = -1;
+  private memoD1 = 0;
+  /** Keeps the loads of touch() from being optimized away. */
+  private sink = 0;
 
   constructor(readonly codec: RowCodec<T> = SPAN_ROWS as unknown as RowCodec<T>) {
     this.rs = ROW_HEAD + codec.width;
@@ -246,6 +279,7 @@ export class IovaTree<T extends Span> {
   /** Replaces the content with areas sorted by iova and not overlapping, in O(n). */
   load(sorted: readonly T[]): void {
     this.stamp++;
+    this.shape++;
     this.leaves = new NodePool(this.leaves.size);
     this.branches = new NodePool(BRANCH_SIZE);
     this.height = 0;
@@ -268,6 +302,8 @@ export class IovaTree<T extends Span> {
         const item = sorted[idx]!;
         if (item.iova <= prevLast || item.last < item.iova) throw new Error(`IovaTree.load: areas out of order or overlapping at 0x${item.iova.toString(16)}`);
         prevLast = item.last;
+        this.kA = Number(item.iova);
+        this.kD = deltaOf(item.iova, this.kA);
         this.writeEntry(v, o, j, j, item, true);
         const meta = v[o + L_ROW + j * rs + R_META]!;
         v[o + L_GAP + j] = gapNum(v[o + L_KEY + j]!, iovaDelta(meta), pA, pD);
@@ -275,7 +311,7 @@ export class IovaTree<T extends Span> {
         pD = lastDelta(meta);
       }
       v[o + H_N] = take;
-      v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, take);
+      v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, SLOTS);
       level.push(id);
       prev = id;
     }
@@ -317,8 +353,8 @@ export class IovaTree<T extends Span> {
   overlaps(start: bigint, last: bigint): boolean {
     this.setKey(last);
     if (!this.seekFloor()) return false;
-    const sA = Number(start);
-    return this.hitLastCompare(sA, deltaOf(start, sA)) >= 0;
+    this.setKey(start);
+    return this.hitLastCompare(this.kA, this.kD) >= 0;
   }
 
   /** Areas meeting [start, last], in address order. */
@@ -337,8 +373,9 @@ export class IovaTree<T extends Span> {
   meetingList(start: bigint, last: bigint): T[] {
     this.setKey(last);
     if (!this.seekFloor()) return [];
-    const sA = Number(start);
-    const sD = deltaOf(start, sA);
+    this.setKey(start);
+    const sA = this.kA;
+    const sD = this.kD;
     if (this.hitLastCompare(sA, sD) < 0) return [];
     const id = this.hitLeaf;
     const i = this.hitIdx;
@@ -382,23 +419,21 @@ export class IovaTree<T extends Span> {
     const n = v[o + H_N]!;
     // The first free slot (the one a remove freed last) takes the row.
     const slot = v[o + L_SLOT + n]!;
-    if (i < n) {
-      v.copyWithin(o + L_KEY + i + 1, o + L_KEY + i, o + L_KEY + n);
-      v.copyWithin(o + L_GAP + i + 1, o + L_GAP + i, o + L_GAP + n);
-      v.copyWithin(o + L_SLOT + i + 1, o + L_SLOT + i, o + L_SLOT + n);
+    for (let j = o + n; j > o + i; j--) {
+      v[j + L_KEY] = v[j + L_KEY - 1]!;
+      v[j + L_SLOT] = v[j + L_SLOT - 1]!;
     }
     v[o + L_SLOT + i] = slot;
     this.writeEntry(v, o, i, slot, area, false);
     v[o + H_N] = n + 1;
     this.count++;
-    this.refreshGap(id, i);
+    this.setSlotGap(v, o, slot, this.gapAt(id, i));
     // The area after the new one now has a smaller hole below it.
-    if (i + 1 <= n) this.refreshGap(id, i + 1);
+    if (i + 1 <= n) this.setSlotGap(v, o, v[o + L_SLOT + i + 1]!, this.gapAt(id, i + 1));
     else this.refreshFirstOfNext(id);
     if (i === 0) this.fixMin(true, id);
-    const max = regroup(v, o + L_GAP, o + L_GRP, i, n + 1);
     if (n + 1 > CAP) this.splitLeaf(id, i);
-    else this.setMax(true, id, max);
+    else this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
   }
 
   /** Removes the area starting at `iova`; returns it, or undefined when there is none. */
@@ -414,18 +449,20 @@ export class IovaTree<T extends Span> {
     this.stamp++;
     const n = v[o + H_N]! - 1;
     const slot = v[o + L_SLOT + i]!;
-    v.copyWithin(o + L_KEY + i, o + L_KEY + i + 1, o + L_KEY + n + 1);
-    v.copyWithin(o + L_GAP + i, o + L_GAP + i + 1, o + L_GAP + n + 1);
-    v.copyWithin(o + L_SLOT + i, o + L_SLOT + i + 1, o + L_SLOT + n + 1);
-    // The freed slot heads the free ones: the next insert takes it while its line is warm.
+    for (let j = o + i; j < o + n; j++) {
+      v[j + L_KEY] = v[j + L_KEY + 1]!;
+      v[j + L_SLOT] = v[j + L_SLOT + 1]!;
+    }
+    // The freed slot heads the free ones: the next insert takes it while its lines are warm.
     v[o + L_SLOT + n] = slot;
     v[o + H_N] = n;
     this.count--;
+    this.setSlotGap(v, o, slot, -1);
     // The next area's hole grows to reach down to the area before the removed one.
-    if (i < n) this.refreshGap(id, i);
+    if (i < n) this.setSlotGap(v, o, v[o + L_SLOT + i]!, this.gapAt(id, i));
     else this.refreshFirstOfNext(id);
     if (i === 0 && n > 0) this.fixMin(true, id);
-    this.setMax(true, id, regroup(v, o + L_GAP, o + L_GRP, i, n));
+    this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
     if (n < MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
     this.codec.removed?.(area);
     return area;
@@ -507,6 +544,7 @@ export class IovaTree<T extends Span> {
         const slots = new Set<number>();
         for (let j = 0; j < SLOTS; j++) slots.add(v[o + L_SLOT + j]!);
         if (slots.size !== SLOTS || [...slots].some((s) => !(s >= 0 && s < SLOTS && Number.isInteger(s)))) fail('slot column is not a permutation');
+        for (let j = count; j < SLOTS; j++) if (v[o + L_GAP + v[o + L_SLOT + j]!] !== -1) fail('free slot with a gap');
         for (let i = 0; i < count; i++) {
           const at = this.rowAt0(o, v, i);
           const meta = v[at + R_META]!;
@@ -514,11 +552,11 @@ export class IovaTree<T extends Span> {
           const last = joinU64(v[at + R_LAST]!, lastDelta(meta));
           if (Number(iova) !== v[o + L_KEY + i] || Number(last) !== v[at + R_LAST]) fail(`approximation at 0x${iova.toString(16)}`);
           if (iova <= prevLast || last < iova || last > U64_MAX) fail(`order/overlap at 0x${iova.toString(16)}`);
-          if (v[o + L_GAP + i] !== Number(iova - prevLast - 1n)) fail(`gap at 0x${iova.toString(16)}`);
+          if (v[o + L_GAP + v[o + L_SLOT + i]!] !== Number(iova - prevLast - 1n)) fail(`gap at 0x${iova.toString(16)}`);
           prevLast = last;
           n++;
         }
-        if (v[o + H_MAX] !== checkGroups(v, o + L_GAP, o + L_GRP, count)) fail('leaf maximum');
+        if (v[o + H_MAX] !== checkGroups(v, o + L_GAP, o + L_GRP, SLOTS)) fail('leaf maximum');
         return count > 0 ? joinU64(v[o + L_KEY]!, iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!)) : undefined;
       }
       branchCount++;
@@ -580,7 +618,7 @@ export class IovaTree<T extends Span> {
     v[o + H_PI] = 0;
     v[o + H_PREV] = prev;
     v[o + H_NEXT] = next;
-    v.fill(-1, o + L_GRP, o + L_GRP + GROUPS);
+    v.fill(-1, o + L_GAP, o + L_GRP + GROUPS);
     for (let s = 0; s < SLOTS; s++) v[o + L_SLOT + s] = s;
     return id;
   }
@@ -601,20 +639,35 @@ export class IovaTree<T extends Span> {
   // ---- entries -----------------------------------------------------------------------------------
 
   private setKey(k: bigint): void {
-    const a = Number(k);
-    this.kA = a;
-    this.kD = deltaOf(k, a);
+    if (k === this.memoK0) {
+      this.kA = this.memoA0;
+      this.kD = this.memoD0;
+    } else if (k === this.memoK1) {
+      this.kA = this.memoA1;
+      this.kD = this.memoD1;
+    } else {
+      const a = Number(k);
+      this.kA = a;
+      this.kD = deltaOf(k, a);
+      this.memoK1 = this.memoK0;
+      this.memoA1 = this.memoA0;
+      this.memoD1 = this.memoD0;
+      this.memoK0 = k;
+      this.memoA0 = a;
+      this.memoD0 = this.kD;
+    }
   }
 
   /** Writes item as entry i, its row in `slot` (the gap is the caller's). */
   private writeEntry(v: Float64Array, o: number, i: number, slot: number, item: T, bulk: boolean): void {
     const at = o + L_ROW + slot * this.rs;
-    const iA = Number(item.iova);
+    // The caller has just set the search key to item.iova.
+    const iA = this.kA;
     const lA = Number(item.last);
     v[o + L_KEY + i] = iA;
     v[at + R_LAST] = lA;
     const bits = this.codec.write(item, v, at, bulk);
-    v[at + R_META] = metaOf(bits, deltaOf(item.iova, iA), deltaOf(item.last, lA));
+    v[at + R_META] = metaOf(bits, this.kD, deltaOf(item.last, lA));
   }
 
   private rowAt(id: number, i: number): T {
@@ -679,12 +732,25 @@ export class IovaTree<T extends Span> {
     this.pD = lastDelta(v[at + R_META]!);
   }
 
-  /** Recomputes entry i's gap from its predecessor (group maxima are the caller's business). */
-  private refreshGap(id: number, i: number): number {
+  /** Entry i's gap, from its predecessor. */
+  private gapAt(id: number, i: number): number {
     this.predLast(id, i);
     const v = this.lv(id);
     const o = this.lo(id);
-    return (v[o + L_GAP + i] = gapNum(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!), this.pA, this.pD));
+    return gapNum(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!), this.pA, this.pD);
+  }
+
+  /** Sets the gap kept in a slot and the maximum of its group (the leaf's own maximum is the caller's). */
+  private setSlotGap(v: Float64Array, o: number, slot: number, g: number): void {
+    const old = v[o + L_GAP + slot]!;
+    v[o + L_GAP + slot] = g;
+    const gi = o + L_GRP + (slot >> 3);
+    const gm = v[gi]!;
+    if (g >= gm) v[gi] = g;
+    else if (old === gm) {
+      const start = o + L_GAP + (slot & ~(GROUP - 1));
+      v[gi] = maxOf(v, start, start + GROUP);
+    }
   }
 
   /** The first entry of the leaf after `id` got a new predecessor: its gap, and the maxima above it. */
@@ -693,10 +759,8 @@ export class IovaTree<T extends Span> {
     if (next < 0) return;
     const v = this.lv(next);
     const o = this.lo(next);
-    const old = v[o + L_GAP]!;
-    const g = this.refreshGap(next, 0);
-    v[o + L_GAP] = old;
-    this.setMax(true, next, setEntryGap(v, o + L_GAP, o + L_GRP, 0, g, v[o + H_N]!));
+    this.setSlotGap(v, o, v[o + L_SLOT]!, this.gapAt(next, 0));
+    this.setMax(true, next, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
   }
 
   // ---- search ----------------------------------------------------------------------------------
@@ -735,13 +799,40 @@ export class IovaTree<T extends Span> {
 
   /** The leaf where the search key belongs: the last one whose first iova is <= the key, or the leftmost. */
   private descend(): number {
+    const kA = this.kA;
+    const kD = this.kD;
+    if (this.fingerShape === this.shape && (kA < this.fenceA || (kA === this.fenceA && kD < this.fenceD))) {
+      const id = this.fingerLeaf;
+      const v = this.lv(id);
+      const o = this.lo(id);
+      if (v[o + H_PREV]! < 0) return id;
+      const first = v[o + L_KEY]!;
+      if (first < kA || (first === kA && iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!) <= kD)) return id;
+    }
     let id = this.root;
+    let fenceA = Infinity;
+    let fenceD = 0;
+    let touched = 0;
     for (let h = this.height; h > 0; h--) {
       const v = this.bv(id);
       const o = this.bo(id);
+      touched += touch(v, o, BRANCH_SIZE);
       const i = this.branchUB(v, o);
+      // Child i (when there is one) is the first whose keys are all above the search key.
+      if (i < v[o + H_N]!) {
+        fenceA = v[o + B_KEY + i]!;
+        fenceD = v[o + B_DELTA + i]!;
+      }
       id = v[o + B_KID + (i > 0 ? i - 1 : 0)]!;
     }
+    const v = this.lv(id);
+    const o = this.lo(id);
+    touched += touch(v, o, L_ROW);
+    this.sink = touched;
+    this.fingerShape = this.shape;
+    this.fingerLeaf = id;
+    this.fenceA = fenceA;
+    this.fenceD = fenceD;
     return id;
   }
 
@@ -789,12 +880,7 @@ export class IovaTree<T extends Span> {
       if (v[o + H_MAX]! < need) return false;
       const n = v[o + H_N]!;
       for (let i = this.leafUB(id); i < n; i++) {
-        // A whole group (cache line) without a big enough gap is skipped.
-        if ((i & (GROUP - 1)) === 0 && v[o + L_GRP + (i >> 3)]! < need) {
-          i += GROUP - 1;
-          continue;
-        }
-        const g = v[o + L_GAP + i]!;
+        const g = v[o + L_GAP + v[o + L_SLOT + i]!]!;
         if (g < need) continue;
         // Both below 2^53: the floats are the exact values. Otherwise settle it exactly.
         if (!(g < EXACT && need < EXACT)) {
@@ -883,23 +969,31 @@ export class IovaTree<T extends Span> {
     }
   }
 
-  /** Copies entries [from, from + count) of leaf src to [to, ...) of leaf dst (another leaf): keys, gaps, rows into dst's slots. */
-  private copyEntries(src: number, from: number, dst: number, to: number, count: number): void {
+  /**
+   * Moves entries [from, from + count) of leaf src to positions [to, ...) of another leaf dst: keys,
+   * and rows and gaps into the slots dst names there (free ones). The source slots are left free; the
+   * columns' order and counts are the caller's.
+   */
+  private transfer(src: number, from: number, dst: number, to: number, count: number): void {
     const sv = this.lv(src);
     const so = this.lo(src);
     const dv = this.lv(dst);
     const dO = this.lo(dst);
     const rs = this.rs;
-    dv.set(sv.subarray(so + L_KEY + from, so + L_KEY + from + count), dO + L_KEY + to);
-    dv.set(sv.subarray(so + L_GAP + from, so + L_GAP + from + count), dO + L_GAP + to);
     for (let j = 0; j < count; j++) {
-      const sAt = this.rowAt0(so, sv, from + j);
-      const dAt = this.rowAt0(dO, dv, to + j);
+      const sSlot = sv[so + L_SLOT + from + j]!;
+      const dSlot = dv[dO + L_SLOT + to + j]!;
+      dv[dO + L_KEY + to + j] = sv[so + L_KEY + from + j]!;
+      dv[dO + L_GAP + dSlot] = sv[so + L_GAP + sSlot]!;
+      sv[so + L_GAP + sSlot] = -1;
+      const sAt = so + L_ROW + sSlot * rs;
+      const dAt = dO + L_ROW + dSlot * rs;
       for (let c = 0; c < rs; c++) dv[dAt + c] = sv[sAt + c]!;
     }
   }
 
   private splitLeaf(id: number, insertedAt: number): void {
+    this.shape++;
     const v = this.lv(id);
     const o = this.lo(id);
     const n = v[o + H_N]!;
@@ -911,14 +1005,14 @@ export class IovaTree<T extends Span> {
     if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = right;
     v[o + H_NEXT] = right;
     // Right's slots are fresh (slot j for entry j); left's moved-out slots join its free tail as they are.
-    this.copyEntries(id, cut, right, 0, n - cut);
+    this.transfer(id, cut, right, 0, n - cut);
     const rv = this.lv(right);
     const ro = this.lo(right);
     rv[ro + H_N] = n - cut;
     v[o + H_N] = cut;
     // The parent still holds the maximum from before the insert: addSibling sets both halves'.
-    v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, cut);
-    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, n - cut);
+    v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, SLOTS);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, SLOTS);
     this.addSibling(true, id, right);
   }
 
@@ -990,6 +1084,7 @@ export class IovaTree<T extends Span> {
 
   /** Merges an underfull node with a neighbour, or moves entries over from it. */
   private rebalance(leaf: boolean, id: number): void {
+    this.shape++;
     const nv = leaf ? this.lv(id) : this.bv(id);
     const no = leaf ? this.lo(id) : this.bo(id);
     const p = nv[no + H_PARENT]!;
@@ -1041,10 +1136,9 @@ export class IovaTree<T extends Span> {
     if (keep > ln) {
       // Right's first k entries go to left's end (into left's free slots); right's freed slots join its free tail.
       const k = keep - ln;
-      this.copyEntries(right, 0, left, ln, k);
+      this.transfer(right, 0, left, ln, k);
       const freed = Array.from(rv.subarray(ro + L_SLOT, ro + L_SLOT + k));
       rv.copyWithin(ro + L_KEY, ro + L_KEY + k, ro + L_KEY + rn);
-      rv.copyWithin(ro + L_GAP, ro + L_GAP + k, ro + L_GAP + rn);
       rv.copyWithin(ro + L_SLOT, ro + L_SLOT + k, ro + L_SLOT + rn);
       rv.set(freed, ro + L_SLOT + rn - k);
     } else if (keep < ln) {
@@ -1052,15 +1146,14 @@ export class IovaTree<T extends Span> {
       const k = ln - keep;
       const taken = Array.from(rv.subarray(ro + L_SLOT + rn, ro + L_SLOT + rn + k));
       rv.copyWithin(ro + L_KEY + k, ro + L_KEY, ro + L_KEY + rn);
-      rv.copyWithin(ro + L_GAP + k, ro + L_GAP, ro + L_GAP + rn);
       rv.copyWithin(ro + L_SLOT + k, ro + L_SLOT, ro + L_SLOT + rn);
       rv.set(taken, ro + L_SLOT);
-      this.copyEntries(left, keep, right, 0, k);
+      this.transfer(left, keep, right, 0, k);
     }
     lv[lo + H_N] = keep;
     rv[ro + H_N] = total - keep;
-    lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, 0, keep);
-    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, total - keep);
+    lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, 0, SLOTS);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, SLOTS);
     if (total - keep === 0) {
       const next = rv[ro + H_NEXT]!;
       lv[lo + H_NEXT] = next;
