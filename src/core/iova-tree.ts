@@ -91,23 +91,33 @@ export const SPAN_ROWS: RowCodec<Span> = {
 
 // ---- node layout ---------------------------------------------------------------------------------
 
-/** Entries per node, one of them spare: a full node takes the insert, then splits. */
-const SLOTS = 32;
-const CAP = SLOTS - 1;
+/**
+ * Entries per node, one of them spare: a full node takes the insert, then splits. Leaves are small,
+ * so an insert or remove shifts little; branches are wide, so the tree stays shallow.
+ */
+const L_SLOTS = 32;
+const B_SLOTS = 64;
+const L_CAP = L_SLOTS - 1;
+const B_CAP = B_SLOTS - 1;
 /** Gaps are summarized per group of 8 float64s: one cache line. */
 const GROUP = 8;
-const GROUPS = SLOTS / GROUP;
+const L_GROUPS = L_SLOTS / GROUP;
+const B_GROUPS = B_SLOTS / GROUP;
 /**
  * A node rebalances only below a quarter full: at half, a tree built by ascending inserts would merge
  * on each remove and split on the next insert.
  */
-const MIN = CAP >> 2;
+const L_MIN = L_CAP >> 2;
+const B_MIN = B_CAP >> 2;
 /**
  * A node that overflows at the far end of the tree (ascending or descending inserts, the common
- * pattern of a batch) keeps this many entries so the tree fills to 7/8 instead of 1/2; a bulk load
- * fills nodes the same way.
+ * pattern of a batch) keeps all but 7 entries, so the tree fills to about 7/8 instead of 1/2; a bulk
+ * load fills nodes the same way.
  */
-const FILL = CAP - 7;
+const L_FILL = L_CAP - 7;
+const B_FILL = B_CAP - 7;
+/** Trees smaller than this stay in the caches: a descent does not bother to prefetch. */
+const PREFETCH_FROM = 1 << 15;
 
 /** Header, both kinds: entry count, largest gap, parent branch id (-1: root), index in the parent. */
 const H_N = 0;
@@ -122,17 +132,17 @@ const HEAD = 8;
 
 /** Leaves: keys and slots by position; gaps (-1: free slot), group maxima and rows by slot. */
 const L_KEY = HEAD;
-const L_SLOT = L_KEY + SLOTS;
-const L_GAP = L_SLOT + SLOTS;
-const L_GRP = L_GAP + SLOTS;
-const L_ROW = L_GRP + GROUPS;
+const L_SLOT = L_KEY + L_SLOTS;
+const L_GAP = L_SLOT + L_SLOTS;
+const L_GRP = L_GAP + L_SLOTS;
+const L_ROW = L_GRP + L_GROUPS;
 
 const B_KEY = HEAD;
-const B_DELTA = B_KEY + SLOTS;
-const B_GAP = B_DELTA + SLOTS;
-const B_GRP = B_GAP + SLOTS;
-const B_KID = B_GRP + GROUPS;
-const BRANCH_SIZE = B_KID + SLOTS;
+const B_DELTA = B_KEY + B_SLOTS;
+const B_GAP = B_DELTA + B_SLOTS;
+const B_GRP = B_GAP + B_SLOTS;
+const B_KID = B_GRP + B_GROUPS;
+const BRANCH_SIZE = B_KID + B_SLOTS;
 
 const CHUNK_BITS = 10;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -188,12 +198,12 @@ function maxOf(v: Float64Array, from: number, to: number): number {
 }
 
 /** Recomputes the group maxima of entries >= `from` of a node with n entries; answers the node's maximum. */
-function regroup(v: Float64Array, gaps: number, groups: number, from: number, n: number): number {
-  for (let g = from >> 3; g < GROUPS; g++) {
+function regroup(v: Float64Array, gaps: number, groups: number, groupCount: number, from: number, n: number): number {
+  for (let g = from >> 3; g < groupCount; g++) {
     const start = g * GROUP;
     v[groups + g] = start < n ? maxOf(v, gaps + start, gaps + Math.min(n, start + GROUP)) : -1;
   }
-  return maxOf(v, groups, groups + GROUPS);
+  return maxOf(v, groups, groups + groupCount);
 }
 
 /** Entry j's gap becomes g; answers the node's new maximum from its group maxima. */
@@ -207,12 +217,16 @@ function setEntryGap(v: Float64Array, gaps: number, groups: number, j: number, g
     const start = (j >> 3) * GROUP;
     v[gi] = maxOf(v, gaps + start, gaps + Math.min(n, start + GROUP));
   }
-  return maxOf(v, groups, groups + GROUPS);
+  return maxOf(v, groups, groups + B_GROUPS);
 }
 
 export class IovaTree<T extends Span> {
   private leaves: NodePool;
   private branches: NodePool;
+  /** The pools' chunk arrays and leaf size, kept at hand for the hot paths. */
+  private lchunks: Float64Array[];
+  private bchunks: Float64Array[];
+  private lsize: number;
   /** float64s per row. */
   private readonly rs: number;
   private root: number;
@@ -258,8 +272,11 @@ export class IovaTree<T extends Span> {
 
   constructor(readonly codec: RowCodec<T> = SPAN_ROWS as unknown as RowCodec<T>) {
     this.rs = ROW_HEAD + codec.width;
-    this.leaves = new NodePool(L_ROW + SLOTS * this.rs);
+    this.leaves = new NodePool(L_ROW + L_SLOTS * this.rs);
     this.branches = new NodePool(BRANCH_SIZE);
+    this.lchunks = this.leaves.chunks;
+    this.bchunks = this.branches.chunks;
+    this.lsize = this.leaves.size;
     this.root = this.newLeaf(-1, -1);
   }
 
@@ -282,11 +299,13 @@ export class IovaTree<T extends Span> {
     this.shape++;
     this.leaves = new NodePool(this.leaves.size);
     this.branches = new NodePool(BRANCH_SIZE);
+    this.lchunks = this.leaves.chunks;
+    this.bchunks = this.branches.chunks;
     this.height = 0;
     const n = sorted.length;
     this.count = n;
     const rs = this.rs;
-    const leafCount = Math.max(1, Math.ceil(n / FILL));
+    const leafCount = Math.max(1, Math.ceil(n / L_FILL));
     let level: number[] = [];
     let pA = -1;
     let pD = 0;
@@ -311,14 +330,14 @@ export class IovaTree<T extends Span> {
         pD = lastDelta(meta);
       }
       v[o + H_N] = take;
-      v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, SLOTS);
+      v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, L_GROUPS, 0, L_SLOTS);
       level.push(id);
       prev = id;
     }
     let leafKids = true;
     while (level.length > 1) {
       const next: number[] = [];
-      const groups = Math.ceil(level.length / FILL);
+      const groups = Math.ceil(level.length / B_FILL);
       for (let g = 0, idx = 0; g < groups; g++) {
         const b = this.newBranch(leafKids);
         const take = Math.floor((level.length * (g + 1)) / groups) - Math.floor((level.length * g) / groups);
@@ -326,7 +345,7 @@ export class IovaTree<T extends Span> {
         const v = this.bv(b);
         const o = this.bo(b);
         v[o + H_N] = take;
-        v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, take);
+        v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, take);
         next.push(b);
       }
       level = next;
@@ -432,8 +451,8 @@ export class IovaTree<T extends Span> {
     if (i + 1 <= n) this.setSlotGap(v, o, v[o + L_SLOT + i + 1]!, this.gapAt(id, i + 1));
     else this.refreshFirstOfNext(id);
     if (i === 0) this.fixMin(true, id);
-    if (n + 1 > CAP) this.splitLeaf(id, i);
-    else this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
+    if (n + 1 > L_CAP) this.splitLeaf(id, i);
+    else this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
   }
 
   /** Removes the area starting at `iova`; returns it, or undefined when there is none. */
@@ -462,8 +481,8 @@ export class IovaTree<T extends Span> {
     if (i < n) this.setSlotGap(v, o, v[o + L_SLOT + i]!, this.gapAt(id, i));
     else this.refreshFirstOfNext(id);
     if (i === 0 && n > 0) this.fixMin(true, id);
-    this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
-    if (n < MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
+    this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
+    if (n < L_MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
     this.codec.removed?.(area);
     return area;
   }
@@ -519,8 +538,8 @@ export class IovaTree<T extends Span> {
     const fail = (what: string): never => {
       throw new Error(`IovaTree invariant: ${what}`);
     };
-    const checkGroups = (v: Float64Array, gaps: number, groups: number, count: number): number => {
-      for (let g = 0; g < GROUPS; g++) {
+    const checkGroups = (v: Float64Array, gaps: number, groups: number, groupCount: number, count: number): number => {
+      for (let g = 0; g < groupCount; g++) {
         const start = g * GROUP;
         const want = start < count ? maxOf(v, gaps + start, gaps + Math.min(count, start + GROUP)) : -1;
         if (v[groups + g] !== want) fail(`group ${g} maximum`);
@@ -536,15 +555,15 @@ export class IovaTree<T extends Span> {
         const o = this.lo(id);
         const count = v[o + H_N]!;
         if (count === 0 && id !== this.root) fail('empty leaf');
-        if (count > CAP) fail('overfull leaf');
+        if (count > L_CAP) fail('overfull leaf');
         if (v[o + H_PARENT] !== parent || (parent >= 0 && v[o + H_PI] !== pi)) fail('leaf parent link');
         if (v[o + H_PREV] !== prevLeaf) fail('leaf prev link');
         if (prevLeaf >= 0 && this.lv(prevLeaf)[this.lo(prevLeaf) + H_NEXT] !== id) fail('leaf next link');
         prevLeaf = id;
         const slots = new Set<number>();
-        for (let j = 0; j < SLOTS; j++) slots.add(v[o + L_SLOT + j]!);
-        if (slots.size !== SLOTS || [...slots].some((s) => !(s >= 0 && s < SLOTS && Number.isInteger(s)))) fail('slot column is not a permutation');
-        for (let j = count; j < SLOTS; j++) if (v[o + L_GAP + v[o + L_SLOT + j]!] !== -1) fail('free slot with a gap');
+        for (let j = 0; j < L_SLOTS; j++) slots.add(v[o + L_SLOT + j]!);
+        if (slots.size !== L_SLOTS || [...slots].some((s) => !(s >= 0 && s < L_SLOTS && Number.isInteger(s)))) fail('slot column is not a permutation');
+        for (let j = count; j < L_SLOTS; j++) if (v[o + L_GAP + v[o + L_SLOT + j]!] !== -1) fail('free slot with a gap');
         for (let i = 0; i < count; i++) {
           const at = this.rowAt0(o, v, i);
           const meta = v[at + R_META]!;
@@ -556,14 +575,14 @@ export class IovaTree<T extends Span> {
           prevLast = last;
           n++;
         }
-        if (v[o + H_MAX] !== checkGroups(v, o + L_GAP, o + L_GRP, SLOTS)) fail('leaf maximum');
+        if (v[o + H_MAX] !== checkGroups(v, o + L_GAP, o + L_GRP, L_GROUPS, L_SLOTS)) fail('leaf maximum');
         return count > 0 ? joinU64(v[o + L_KEY]!, iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!)) : undefined;
       }
       branchCount++;
       const v = this.bv(id);
       const o = this.bo(id);
       const count = v[o + H_N]!;
-      if (count < 1 || count > CAP) fail('branch size');
+      if (count < 1 || count > B_CAP) fail('branch size');
       if (id === this.root && count < 2) fail('root with one child');
       if (v[o + H_PARENT] !== parent || (parent >= 0 && v[o + H_PI] !== pi)) fail('branch parent link');
       if ((v[o + H_LEAFKIDS] === 1) !== (height === 1)) fail('branch child kind');
@@ -576,7 +595,7 @@ export class IovaTree<T extends Span> {
         if (v[o + B_GAP + c] !== kidMax) fail('branch gap');
         if (c === 0) min = cmin;
       }
-      if (v[o + H_MAX] !== checkGroups(v, o + B_GAP, o + B_GRP, count)) fail('branch maximum');
+      if (v[o + H_MAX] !== checkGroups(v, o + B_GAP, o + B_GRP, B_GROUPS, count)) fail('branch maximum');
       return min;
     };
     visit(this.height === 0, this.root, -1, 0, this.height);
@@ -588,15 +607,15 @@ export class IovaTree<T extends Span> {
   // ---- nodes -------------------------------------------------------------------------------------
 
   private lv(id: number): Float64Array {
-    return this.leaves.chunks[id >>> CHUNK_BITS]!;
+    return this.lchunks[id >>> CHUNK_BITS]!;
   }
 
   private lo(id: number): number {
-    return (id & CHUNK_MASK) * this.leaves.size;
+    return (id & CHUNK_MASK) * this.lsize;
   }
 
   private bv(id: number): Float64Array {
-    return this.branches.chunks[id >>> CHUNK_BITS]!;
+    return this.bchunks[id >>> CHUNK_BITS]!;
   }
 
   private bo(id: number): number {
@@ -618,8 +637,8 @@ export class IovaTree<T extends Span> {
     v[o + H_PI] = 0;
     v[o + H_PREV] = prev;
     v[o + H_NEXT] = next;
-    v.fill(-1, o + L_GAP, o + L_GRP + GROUPS);
-    for (let s = 0; s < SLOTS; s++) v[o + L_SLOT + s] = s;
+    v.fill(-1, o + L_GAP, o + L_GRP + L_GROUPS);
+    for (let s = 0; s < L_SLOTS; s++) v[o + L_SLOT + s] = s;
     return id;
   }
 
@@ -632,7 +651,7 @@ export class IovaTree<T extends Span> {
     v[o + H_PARENT] = -1;
     v[o + H_PI] = 0;
     v[o + H_LEAFKIDS] = leafKids ? 1 : 0;
-    v.fill(-1, o + B_GRP, o + B_GRP + GROUPS);
+    v.fill(-1, o + B_GRP, o + B_GRP + B_GROUPS);
     return id;
   }
 
@@ -760,7 +779,7 @@ export class IovaTree<T extends Span> {
     const v = this.lv(next);
     const o = this.lo(next);
     this.setSlotGap(v, o, v[o + L_SLOT]!, this.gapAt(next, 0));
-    this.setMax(true, next, maxOf(v, o + L_GRP, o + L_GRP + GROUPS));
+    this.setMax(true, next, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
   }
 
   // ---- search ----------------------------------------------------------------------------------
@@ -813,10 +832,11 @@ export class IovaTree<T extends Span> {
     let fenceA = Infinity;
     let fenceD = 0;
     let touched = 0;
+    const prefetch = this.count >= PREFETCH_FROM;
     for (let h = this.height; h > 0; h--) {
       const v = this.bv(id);
       const o = this.bo(id);
-      touched += touch(v, o, BRANCH_SIZE);
+      if (prefetch) touched += touch(v, o, BRANCH_SIZE);
       const i = this.branchUB(v, o);
       // Child i (when there is one) is the first whose keys are all above the search key.
       if (i < v[o + H_N]!) {
@@ -827,8 +847,7 @@ export class IovaTree<T extends Span> {
     }
     const v = this.lv(id);
     const o = this.lo(id);
-    touched += touch(v, o, L_ROW);
-    this.sink = touched;
+    if (prefetch) this.sink = touched + touch(v, o, L_ROW);
     this.fingerShape = this.shape;
     this.fingerLeaf = id;
     this.fenceA = fenceA;
@@ -999,8 +1018,8 @@ export class IovaTree<T extends Span> {
     const n = v[o + H_N]!;
     let cut = n >> 1;
     const next = v[o + H_NEXT]!;
-    if (next < 0 && insertedAt === n - 1) cut = FILL;
-    else if (v[o + H_PREV]! < 0 && insertedAt === 0) cut = n - FILL;
+    if (next < 0 && insertedAt === n - 1) cut = L_FILL;
+    else if (v[o + H_PREV]! < 0 && insertedAt === 0) cut = n - L_FILL;
     const right = this.newLeaf(id, next);
     if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = right;
     v[o + H_NEXT] = right;
@@ -1011,8 +1030,8 @@ export class IovaTree<T extends Span> {
     rv[ro + H_N] = n - cut;
     v[o + H_N] = cut;
     // The parent still holds the maximum from before the insert: addSibling sets both halves'.
-    v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, 0, SLOTS);
-    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, SLOTS);
+    v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, L_GROUPS, 0, L_SLOTS);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, L_GROUPS, 0, L_SLOTS);
     this.addSibling(true, id, right);
   }
 
@@ -1021,16 +1040,16 @@ export class IovaTree<T extends Span> {
     const o = this.bo(id);
     const n = v[o + H_N]!;
     let cut = n >> 1;
-    if (insertedAt === n - 1 && this.isEdge(id, true)) cut = FILL;
-    else if (insertedAt === 0 && this.isEdge(id, false)) cut = n - FILL;
+    if (insertedAt === n - 1 && this.isEdge(id, true)) cut = B_FILL;
+    else if (insertedAt === 0 && this.isEdge(id, false)) cut = n - B_FILL;
     const right = this.newBranch(v[o + H_LEAFKIDS] === 1);
     for (let j = cut; j < n; j++) this.setChild(right, j - cut, v[o + B_KID + j]!);
     const rv = this.bv(right);
     const ro = this.bo(right);
     rv[ro + H_N] = n - cut;
     v[o + H_N] = cut;
-    v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, cut);
-    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, 0, n - cut);
+    v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, cut);
+    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, B_GROUPS, 0, n - cut);
     this.addSibling(false, id, right);
   }
 
@@ -1058,7 +1077,7 @@ export class IovaTree<T extends Span> {
       const v = this.bv(root);
       const o = this.bo(root);
       v[o + H_N] = 2;
-      v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, 0, 2);
+      v[o + H_MAX] = regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, 2);
       this.root = root;
       this.height++;
       return;
@@ -1072,8 +1091,8 @@ export class IovaTree<T extends Span> {
     for (let j = at + 1; j <= n; j++) this.setPi(leaf, v[o + B_KID + j]!, j);
     this.setChild(p, at, right);
     v[o + B_GAP + at - 1] = nv[no + H_MAX]!;
-    const max = regroup(v, o + B_GAP, o + B_GRP, 0, n + 1);
-    if (n + 1 > CAP) this.splitBranch(p, at);
+    const max = regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, n + 1);
+    if (n + 1 > B_CAP) this.splitBranch(p, at);
     else this.setMax(false, p, max);
   }
 
@@ -1106,7 +1125,7 @@ export class IovaTree<T extends Span> {
       else this.branches.release(right);
     }
     const n = v[o + H_N]!;
-    this.setMax(false, p, regroup(v, o + B_GAP, o + B_GRP, 0, n));
+    this.setMax(false, p, regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, n));
     if (p === this.root) {
       if (n === 1) {
         this.root = v[o + B_KID]!;
@@ -1115,7 +1134,7 @@ export class IovaTree<T extends Span> {
         if (leaf) this.lv(this.root)[this.lo(this.root) + H_PARENT] = -1;
         else this.bv(this.root)[this.bo(this.root) + H_PARENT] = -1;
       }
-    } else if (n < MIN) {
+    } else if (n < B_MIN) {
       this.rebalance(false, p);
     }
   }
@@ -1132,7 +1151,7 @@ export class IovaTree<T extends Span> {
     const ln = lv[lo + H_N]!;
     const rn = rv[ro + H_N]!;
     const total = ln + rn;
-    const keep = total <= CAP - MIN ? total : total >> 1;
+    const keep = total <= L_CAP - L_MIN ? total : total >> 1;
     if (keep > ln) {
       // Right's first k entries go to left's end (into left's free slots); right's freed slots join its free tail.
       const k = keep - ln;
@@ -1152,8 +1171,8 @@ export class IovaTree<T extends Span> {
     }
     lv[lo + H_N] = keep;
     rv[ro + H_N] = total - keep;
-    lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, 0, SLOTS);
-    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, 0, SLOTS);
+    lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, L_GROUPS, 0, L_SLOTS);
+    rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, L_GROUPS, 0, L_SLOTS);
     if (total - keep === 0) {
       const next = rv[ro + H_NEXT]!;
       lv[lo + H_NEXT] = next;
@@ -1171,14 +1190,14 @@ export class IovaTree<T extends Span> {
     const ln = lv[lo + H_N]!;
     const rn = rv[ro + H_N]!;
     const total = ln + rn;
-    const keep = total <= CAP - MIN ? total : total >> 1;
+    const keep = total <= B_CAP - B_MIN ? total : total >> 1;
     const kids = [...lv.subarray(lo + B_KID, lo + B_KID + ln), ...rv.subarray(ro + B_KID, ro + B_KID + rn)];
     for (let j = 0; j < keep; j++) this.setChild(left, j, kids[j]!);
     for (let j = keep; j < total; j++) this.setChild(right, j - keep, kids[j]!);
     lv[lo + H_N] = keep;
     rv[ro + H_N] = total - keep;
-    lv[lo + H_MAX] = regroup(lv, lo + B_GAP, lo + B_GRP, 0, keep);
-    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, 0, total - keep);
+    lv[lo + H_MAX] = regroup(lv, lo + B_GAP, lo + B_GRP, B_GROUPS, 0, keep);
+    rv[ro + H_MAX] = regroup(rv, ro + B_GAP, ro + B_GRP, B_GROUPS, 0, total - keep);
     return total - keep;
   }
 
