@@ -96,21 +96,24 @@ export class Allocator {
       this.spaces.set(row.id, space);
       this.usageOf(ctx.principalId).ioas++;
     }
-    // Mappings arrive sorted by (ioas, iova): each space's index is built bottom-up in O(n).
-    let batch: Mapping[] = [];
+    // Mappings arrive sorted by (ioas, iova): each space's index is built bottom-up in O(n), streamed.
+    let batch: ReturnType<IovaSpace['mappings']['bulkLoad']> | undefined;
+    let batchCount = 0;
     let batchIoas = -1;
     const flush = (): void => {
       const space = this.spaces.get(batchIoas);
-      if (space && batch.length > 0) {
-        space.mappings.load(batch);
-        this.usageOf(space.principalId).mappings += batch.length;
+      if (space && batch) {
+        batch.finish();
+        this.usageOf(space.principalId).mappings += batchCount;
       }
-      batch = [];
+      batch = undefined;
+      batchCount = 0;
     };
     loaded.eachMapping((ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
       if (ioasId !== batchIoas) {
         flush();
         batchIoas = ioasId;
+        batch = this.spaces.get(ioasId)?.mappings.bulkLoad();
       }
       let p = pages[pagesId];
       if (!p) {
@@ -122,7 +125,8 @@ export class Allocator {
         if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
       }
       p.refs++;
-      batch.push({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+      batch?.add({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+      batchCount++;
     });
     flush();
     this.ids = new IoasidAllocator(deps.ioasidRange.min, deps.ioasidRange.max, this.spaces.keys());

@@ -9,11 +9,18 @@ import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } 
  * typed arrays, which the collector never traces and which take few TLB entries; a search reads a
  * handful of cache lines and no pointers.
  *
- * A leaf holds up to 63 areas: a column of start addresses in address order, a column naming each
+ * A leaf holds up to 31 areas: a column of start addresses in address order, a column naming each
  * area's row slot, and by slot: the rows [last, meta, ...payload], the gaps, and the largest gap of
  * each group of 8 slots (one cache line). Inserts and removes shift the two ordered columns only; a
  * row and its gap stay in their slot, and the slot a remove frees is the next one an insert takes, so
- * a remove followed by an insert nearby touches few and warm cache lines.
+ * a remove followed by an insert nearby touches few and warm cache lines. Branches hold up to 63
+ * children.
+ *
+ * At a million areas the cost is cache misses, not work. A descent into a big tree first reads every
+ * cache line of each node it visits, independently (touch), so the misses overlap instead of
+ * following the binary search one by one; and a map or unmap, whose calls (find the area, check the
+ * overlap, remove, insert) all land on one leaf, descends once: the tree remembers the last leaf and
+ * the key range it covers (the finger).
  *
  * Each u64 is kept as the float64 nearest to it with its small correction packed into `meta`
  * (u64-float.ts), so addresses below 2^53 never touch BigInt and the exact value is always there.
@@ -295,6 +302,17 @@ export class IovaTree<T extends Span> {
 
   /** Replaces the content with areas sorted by iova and not overlapping, in O(n). */
   load(sorted: readonly T[]): void {
+    const bulk = this.bulkLoad();
+    for (let i = 0; i < sorted.length; i++) bulk.add(sorted[i]!);
+    bulk.finish();
+  }
+
+  /**
+   * Replaces the content with areas streamed in iova order, in O(n) (a restart): `add` each, then
+   * `finish`. The tree must not be used in between. Streaming lets the caller drop each item at
+   * once instead of holding a million of them in an array while the index is built.
+   */
+  bulkLoad(): { add(item: T): void; finish(): void } {
     this.stamp++;
     this.shape++;
     this.leaves = new NodePool(this.leaves.size);
@@ -302,38 +320,42 @@ export class IovaTree<T extends Span> {
     this.lchunks = this.leaves.chunks;
     this.bchunks = this.branches.chunks;
     this.height = 0;
-    const n = sorted.length;
-    this.count = n;
-    const rs = this.rs;
-    const leafCount = Math.max(1, Math.ceil(n / L_FILL));
-    let level: number[] = [];
-    let pA = -1;
-    let pD = 0;
-    let prevLast = -1n;
-    let prev = -1;
-    for (let l = 0, idx = 0; l < leafCount; l++) {
-      const id = this.newLeaf(prev, -1);
-      if (prev >= 0) this.lv(prev)[this.lo(prev) + H_NEXT] = id;
-      const v = this.lv(id);
-      const o = this.lo(id);
-      const take = Math.floor((n * (l + 1)) / leafCount) - Math.floor((n * l) / leafCount);
-      for (let j = 0; j < take; j++, idx++) {
-        const item = sorted[idx]!;
-        if (item.iova <= prevLast || item.last < item.iova) throw new Error(`IovaTree.load: areas out of order or overlapping at 0x${item.iova.toString(16)}`);
-        prevLast = item.last;
-        this.kA = Number(item.iova);
-        this.kD = deltaOf(item.iova, this.kA);
-        this.writeEntry(v, o, j, j, item, true);
-        const meta = v[o + L_ROW + j * rs + R_META]!;
-        v[o + L_GAP + j] = gapNum(v[o + L_KEY + j]!, iovaDelta(meta), pA, pD);
-        pA = v[o + L_ROW + j * rs + R_LAST]!;
-        pD = lastDelta(meta);
-      }
-      v[o + H_N] = take;
+    this.count = 0;
+    // The last address so far, split: each entry's gap, and the order check.
+    this.pA = -1;
+    this.pD = 0;
+    const leaves: number[] = [];
+    let leaf = this.newLeaf(-1, -1);
+    leaves.push(leaf);
+    let filled = 0;
+    const close = (): void => {
+      const v = this.lv(leaf);
+      const o = this.lo(leaf);
+      v[o + H_N] = filled;
       v[o + H_MAX] = regroup(v, o + L_GAP, o + L_GRP, L_GROUPS, 0, L_SLOTS);
-      level.push(id);
-      prev = id;
-    }
+    };
+    return {
+      add: (item: T): void => {
+        if (filled === L_FILL) {
+          close();
+          const next = this.newLeaf(leaf, -1);
+          this.lv(leaf)[this.lo(leaf) + H_NEXT] = next;
+          leaves.push(next);
+          leaf = next;
+          filled = 0;
+        }
+        this.loadEntry(this.lv(leaf), this.lo(leaf), filled++, item);
+        this.count++;
+      },
+      finish: (): void => {
+        close();
+        this.buildBranches(leaves);
+      },
+    };
+  }
+
+  /** Puts branches over a level of nodes, level by level, up to one root. */
+  private buildBranches(level: number[]): void {
     let leafKids = true;
     while (level.length > 1) {
       const next: number[] = [];
@@ -353,6 +375,24 @@ export class IovaTree<T extends Span> {
       this.height++;
     }
     this.root = level[0]!;
+  }
+
+  /** Writes the next entry of a bulk load as entry j (slot j) of a fresh leaf; pA/pD hold the last address so far. */
+  private loadEntry(v: Float64Array, o: number, j: number, item: T): void {
+    const iA = Number(item.iova);
+    const iD = deltaOf(item.iova, iA);
+    this.kA = iA;
+    this.kD = iD;
+    this.writeEntry(v, o, j, j, item, true);
+    const at = o + L_ROW + j * this.rs;
+    const lA = v[at + R_LAST]!;
+    const lD = lastDelta(v[at + R_META]!);
+    if (compareSplit(iA, iD, this.pA, this.pD) <= 0 || compareSplit(lA, lD, iA, iD) < 0) {
+      throw new Error(`IovaTree.load: areas out of order or overlapping at 0x${item.iova.toString(16)}`);
+    }
+    v[o + L_GAP + j] = gapNum(iA, iD, this.pA, this.pD);
+    this.pA = lA;
+    this.pD = lD;
   }
 
   /** The area containing address `a`, if any. */

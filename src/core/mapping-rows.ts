@@ -26,6 +26,10 @@ const UA_SHIFT = 3;
  * The allocator's pages that are not private to one mapping, by id. An entry appears when pages are
  * inserted with a reference already taken (a copy, or a mapping put back by an undo) and goes when
  * the mapping holding the last reference is removed.
+ *
+ * Contract with the allocator: a mapping's reference on its pages is counted after the tree's insert
+ * and dropped after the tree's remove (pages.refs is 0 at the insert of a new map, >= 1 at a copy's,
+ * and 1 at the remove of the last holder).
  */
 export class SharedPages {
   private readonly byId = new Map<number, Pages>();
