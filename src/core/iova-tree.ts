@@ -204,7 +204,7 @@ function maxOf(v: Float64Array, from: number, to: number): number {
   return m;
 }
 
-/** Recomputes the group maxima of entries >= `from` of a node with n entries; answers the node's maximum. */
+/** Recomputes the group maxima of gaps >= `from` (of n; a leaf passes all its slots); answers the node's maximum. */
 function regroup(v: Float64Array, gaps: number, groups: number, groupCount: number, from: number, n: number): number {
   for (let g = from >> 3; g < groupCount; g++) {
     const start = g * GROUP;
@@ -213,8 +213,8 @@ function regroup(v: Float64Array, gaps: number, groups: number, groupCount: numb
   return maxOf(v, groups, groups + groupCount);
 }
 
-/** Entry j's gap becomes g; answers the node's new maximum from its group maxima. */
-function setEntryGap(v: Float64Array, gaps: number, groups: number, j: number, g: number, n: number): number {
+/** Branch child j's largest gap becomes g; answers the branch's new maximum from its group maxima. */
+function setChildGap(v: Float64Array, gaps: number, groups: number, j: number, g: number, n: number): number {
   const old = v[gaps + j]!;
   v[gaps + j] = g;
   const gi = groups + (j >> 3);
@@ -979,7 +979,7 @@ export class IovaTree<T extends Span> {
       const pi = v[o + H_PI]!;
       v = this.bv(p);
       o = this.bo(p);
-      m = setEntryGap(v, o + B_GAP, o + B_GRP, pi, m, v[o + H_N]!);
+      m = setChildGap(v, o + B_GAP, o + B_GRP, pi, m, v[o + H_N]!);
     }
   }
 
