@@ -138,7 +138,7 @@ export function snapshot(core: Core): Map<string, string> {
       const fields: Record<string, unknown> = {};
       for (const [k, val] of Object.entries(o)) {
         // Derived caches and the collections compared on their own are left out.
-        if (['users', 'mappings', 'pasids', 'attachment', 'createdAt', 'domainList', 'reservedCache'].includes(k)) continue;
+        if (['users', 'mappings', 'pasids', 'attachment', 'createdAt', 'domainList', 'reservedCache', 'sharedPages'].includes(k)) continue;
         if (typeof val === 'function') continue;
         fields[k] = val;
       }

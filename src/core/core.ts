@@ -2,6 +2,7 @@ import { Contexts } from './contexts.js';
 import { Inventory } from './inventory.js';
 import { IoasService } from './ioas.js';
 import { IoasidAllocator } from './ioasid.js';
+import { SharedPages } from './mapping-rows.js';
 import { Mappings } from './mappings.js';
 import { ObjectTable } from './objects.js';
 import { OwnershipState } from './ownership.js';
@@ -51,7 +52,7 @@ export function createCore(store: Store, options: CoreOptions): Core {
   const ids = new IoasidAllocator(range.min, range.max, [...store.listIoas().map((r) => r.id), ...store.listHwpts().map((h) => h.id)]);
   const mappings = new Mappings({ port: store, tx, objects, quotas, policy: () => store.getPolicy() ?? 'device-first' });
   const contexts = new Contexts({ port: store, tx, objects, quotas, now, newId: secrets.newId });
-  const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now });
+  const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now, sharedPages: new SharedPages() });
   const state = new OwnershipState(objects, store);
   const engine = new PolicyEngine(
     {
