@@ -3,8 +3,6 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import metricsPlugin from 'fastify-metrics';
 import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -20,6 +18,10 @@ import { DEFAULT_QUOTAS, Principals } from './core/principals.js';
 import { PolicyEngine } from './core/policy/engine.js';
 import { requireAuthentication } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
+import { DEFAULT_HTTP_LIMITS, registerHygiene, serverOptions, type HttpLimits } from './http/hygiene.js';
+import { registerDomainMetrics } from './http/metrics.js';
+import { openApiTransform, openApiTransformObject } from './http/openapi.js';
+import { registerRateLimit, type RateLimit } from './http/plugins/rate-limit.js';
 import { auditRoutes } from './http/routes/audit.js';
 import { contextRoutes } from './http/routes/contexts.js';
 import { ioasRoutes } from './http/routes/ioas.js';
@@ -55,6 +57,10 @@ export interface AppOptions {
   now?: () => number;
   /** How often expired leases are looked for (default every second; 0 turns the timer off for tests). */
   leaseCheckMs?: number;
+  /** HTTP limits and timeouts (see http/hygiene.ts); tests shorten the timeouts. */
+  http?: Partial<HttpLimits>;
+  /** Per-principal rate limit (--rate-limit); absent or null: none. */
+  rateLimit?: RateLimit | null;
 }
 
 export interface Services {
@@ -93,7 +99,9 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  */
 export async function buildApp(options: AppOptions): Promise<App> {
   const services = bootstrap(options);
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const app = Fastify({
+    ...serverOptions(limits),
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // A caller's x-request-id is kept when it is sane, so its logs and ours line up.
     genReqId: (req) => {
@@ -120,6 +128,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerHygiene(app, limits);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -132,8 +141,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearerAuth: [] }],
     },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transform: openApiTransform,
+    transformObject: openApiTransformObject,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   // fastify-metrics is CommonJS with its plugin on `default`.
@@ -144,12 +153,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // quantiles cost time on every request.
     routeMetrics: { enabled: { histogram: true, summary: false } },
   });
+  registerDomainMetrics(app);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {
       requireAuthentication(v1);
+      await registerRateLimit(v1, options.rateLimit ?? null);
       await v1.register(systemRoutes);
       await v1.register(principalRoutes);
       await v1.register(topologyRoutes);

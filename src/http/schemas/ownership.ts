@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { decimal } from './common.js';
 
 export const ContextRef = z.object({ contextId: z.string().min(1).max(64) }).strict();
 export const ContainerBody = z.object({ ioasId: z.number().int().min(0).max(2 ** 32 - 1) }).strict();
-export const GroupDeviceParams = z.object({ id: z.coerce.number().int().min(0).max(2 ** 31 - 1), deviceId: z.string().min(1).max(128) });
+export const GroupDeviceParams = z.object({ id: decimal(0, 2 ** 31 - 1), deviceId: z.string().min(1).max(128) });
 
 export const GroupHoldOutput = z
   .object({
@@ -70,7 +71,7 @@ export const HwptOutput = z
   })
   .meta({ id: 'Hwpt' });
 
-export const HwptIdParams = z.object({ id: z.coerce.number().int().min(0).max(2 ** 32 - 1) });
+export const HwptIdParams = z.object({ id: decimal(0, 2 ** 32 - 1).meta({ description: 'hwpt id (decimal)' }) });
 
 export const PolicyBody = z.object({ policy: z.enum(['group-first', 'device-first']), dryRun: z.boolean().default(false) }).strict();
 export const PolicyReply = z.object({

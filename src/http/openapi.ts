@@ -1,0 +1,50 @@
+import type { SwaggerTransform, SwaggerTransformObject } from '@fastify/swagger';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { problemResponses } from './schemas/problem.js';
+import { EXAMPLES, type OperationExample } from './schemas/examples.js';
+
+/**
+ * The OpenAPI document states what the service enforces beyond each route's own schemas: the
+ * problem answers every operation can get from the HTTP layer (405 another method, 414 a long URL,
+ * 413/415 for a body, 429 under /v1), and a working example for every request (schemas/examples.ts),
+ * placed where Swagger UI's "Try it out" takes it: the parameter's and the media type's `example`.
+ */
+export const openApiTransform: SwaggerTransform = (input) => {
+  const schema = input.schema as { hide?: boolean; body?: unknown; response?: Record<string, unknown> } | undefined;
+  if (schema && !schema.hide) {
+    const statuses: Parameters<typeof problemResponses> = [405, 414];
+    if (schema.body !== undefined) statuses.push(413, 415);
+    if (input.url.startsWith('/v1/')) statuses.push(429);
+    input = { ...input, schema: { ...schema, response: { ...problemResponses(...statuses), ...schema.response } } };
+  }
+  return jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
+};
+
+interface Operation {
+  operationId?: string;
+  parameters?: { in: string; name: string; example?: unknown }[];
+  requestBody?: { content: Record<string, { example?: unknown }> };
+  responses?: Record<string, unknown>;
+}
+
+export const openApiTransformObject: SwaggerTransformObject = (input) => {
+  const doc = jsonSchemaTransformObject(input) as { paths?: Record<string, Record<string, Operation>> };
+  for (const operations of Object.values(doc.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      const example = operation.operationId === undefined ? undefined : EXAMPLES[operation.operationId];
+      if (example) addExample(operation, example);
+      // Responses in status order, so the document reads (and diffs) in a stable order.
+      if (operation.responses) operation.responses = Object.fromEntries(Object.entries(operation.responses).sort(([a], [b]) => a.localeCompare(b)));
+    }
+  }
+  return doc as ReturnType<SwaggerTransformObject>;
+};
+
+function addExample(operation: Operation, example: OperationExample): void {
+  for (const p of operation.parameters ?? []) {
+    const values = p.in === 'path' ? example.params : p.in === 'query' ? example.query : undefined;
+    if (values && p.name in values) p.example = values[p.name];
+  }
+  const media = operation.requestBody?.content['application/json'];
+  if (media && example.body !== undefined) media.example = example.body;
+}
