@@ -52,7 +52,7 @@ export function serverOptions(limits: HttpLimits) {
     // The router lets percent-encoded ids through (a ':' is 3 characters encoded); the decoded
     // length is checked against maxParamLength in registerHygiene.
     routerOptions: { maxParamLength: limits.maxParamLength * 3 },
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(limits.maxUrlLength),
     frameworkErrors,
   } satisfies FastifyHttpOptions<Server>;
 }
@@ -100,11 +100,17 @@ declare module 'fastify' {
  * Errors of Node's HTTP parser and its timeouts, met before Fastify sees a request: answered on the
  * raw socket as problem+json, then the connection is closed (its framing can no longer be trusted).
  */
-function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+function clientErrorHandler(maxUrlLength: number) {
+  return function (this: FastifyInstance, err: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+    answerClientError(this, err, socket, maxUrlLength);
+  };
+}
+
+function answerClientError(app: FastifyInstance, err: Error & { code?: string; rawPacket?: unknown }, socket: Socket, maxUrlLength: number): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, errno, detail] = clientErrorAnswer(err);
-  this.countRawRefusal?.(errno);
-  this.log.debug({ err: { code: err.code, message: err.message } }, 'client error');
+  const [status, errno, detail] = clientErrorAnswer(err, maxUrlLength);
+  app.countRawRefusal?.(errno);
+  app.log.debug({ err: { code: err.code, message: err.message } }, 'client error');
   // A response already under way (a handler answering while the body timed out) cannot be replaced.
   const busy = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
   if (!socket.writable || busy) {
@@ -118,18 +124,23 @@ function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string;
   );
 }
 
-function clientErrorAnswer(err: Error & { code?: string; rawPacket?: unknown }): [number, WireErrno, string] {
+function clientErrorAnswer(err: Error & { code?: string; rawPacket?: unknown }, maxUrlLength: number): [number, WireErrno, string] {
   switch (err.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return [408, 'ETIMEDOUT', 'the request did not arrive in time'];
     case 'HPE_HEADER_OVERFLOW':
-      // The request line never ended within the header limit: the URL is what is too long.
-      return requestLineUnfinished(err.rawPacket) ? [414, 'EINVAL', 'the URL is too long'] : [431, 'EINVAL', 'the request headers are too large'];
+      // When the request line alone is past the URL limit, the URL is what is too long.
+      return requestLineLonger(err.rawPacket, maxUrlLength)
+        ? [414, 'EINVAL', `the URL is longer than ${maxUrlLength} characters`]
+        : [431, 'EINVAL', 'the request headers are too large'];
     default:
       return [400, 'EINVAL', `malformed HTTP request (${err.code ?? err.message})`];
   }
 }
 
-function requestLineUnfinished(packet: unknown): boolean {
-  return Buffer.isBuffer(packet) && /^[A-Z-]+ /.test(packet.subarray(0, 16).toString('latin1')) && !packet.includes('\r\n');
+/** Whether the packet starts a request whose request line (ended or not) is longer than `limit`. */
+function requestLineLonger(packet: unknown, limit: number): boolean {
+  if (!Buffer.isBuffer(packet) || !/^[A-Z-]+ /.test(packet.subarray(0, 16).toString('latin1'))) return false;
+  const end = packet.indexOf('\r\n');
+  return (end < 0 ? packet.length : end) > limit;
 }
