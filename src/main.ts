@@ -65,6 +65,7 @@ async function main(): Promise<void> {
       topology: loadTopology(config),
       adminToken: config.adminToken,
       ioasidRange: config.ioasidRange,
+      rateLimit: config.rateLimit,
       logger,
     });
   } catch (err) {
