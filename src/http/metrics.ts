@@ -78,26 +78,16 @@ export function holdings(services: Services): Map<string, Holdings> {
 /** Registers the gauges and the refusal counter; call after fastify-metrics and before the routes. */
 export function registerDomainMetrics(app: FastifyInstance): void {
   const { client } = app.metrics;
-  // One snapshot per scrape: the first gauge collected computes it, the rest of the scrape reuses
-  // it (a scrape collects every metric without yielding to the event loop's next macrotask).
-  let snapshot: Map<string, Holdings> | null = null;
-  const current = (): Map<string, Holdings> => {
-    if (snapshot === null) {
-      snapshot = holdings(app.ioasd);
-      setImmediate(() => (snapshot = null));
-    }
-    return snapshot;
+  const gauges = new Map<keyof Holdings, InstanceType<typeof client.Gauge>>();
+  // A scrape starts every metric's collect in registration order before it awaits any, so the first
+  // gauge's collect takes one snapshot and sets every gauge from it: one pass over the state per scrape.
+  const refresh = (): void => {
+    for (const g of gauges.values()) g.reset();
+    for (const [principal, h] of holdings(app.ioasd)) for (const [key, g] of gauges) g.set({ principal }, h[key]);
   };
   for (const [key, { name, help }] of Object.entries(GAUGES) as [keyof Holdings, { name: string; help: string }][]) {
-    new client.Gauge({
-      name,
-      help,
-      labelNames: ['principal'],
-      collect() {
-        this.reset();
-        for (const [principal, h] of current()) this.set({ principal }, h[key]);
-      },
-    });
+    const first = gauges.size === 0;
+    gauges.set(key, new client.Gauge({ name, help, labelNames: ['principal'], ...(first ? { collect: refresh } : {}) }));
   }
 
   const refusals = new client.Counter({
