@@ -22,7 +22,7 @@ export const openApiTransform: SwaggerTransform = (input) => {
 
 interface Operation {
   operationId?: string;
-  parameters?: { in: string; name: string; example?: unknown }[];
+  parameters?: { in: string; name: string; example?: unknown; schema?: { type?: unknown } }[];
   requestBody?: { content: Record<string, { example?: unknown }> };
   responses?: Record<string, unknown>;
 }
@@ -43,7 +43,8 @@ export const openApiTransformObject: SwaggerTransformObject = (input) => {
 function addExample(operation: Operation, example: OperationExample): void {
   for (const p of operation.parameters ?? []) {
     const values = p.in === 'path' ? example.params : p.in === 'query' ? example.query : undefined;
-    if (values && p.name in values) p.example = values[p.name];
+    // Numbers in URLs are text: a string-typed parameter gets its example as text.
+    if (values && p.name in values) p.example = p.schema?.type === 'string' ? String(values[p.name]) : values[p.name];
   }
   const media = operation.requestBody?.content['application/json'];
   if (media && example.body !== undefined) media.example = example.body;

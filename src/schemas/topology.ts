@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Device, Iommu, ReservedRegion, Topology } from '../core/model.js';
+import { PCI_ADDRESS } from '../core/topology.js';
 import { hex } from '../core/u64.js';
 import { HexU64, U64Input } from './u64.js';
 
@@ -11,6 +12,8 @@ export const DeviceId = z
   .min(1)
   .max(128)
   .regex(/^[A-Za-z0-9._:-]+$/, 'a PCI address (0000:01:00.0) or a name of letters, digits and . _ : -');
+/** domain:bus:device.function as sysfs names PCI functions (lowercase hex): pci and vf ids, and every parent. */
+export const PciAddress = z.string().regex(PCI_ADDRESS, 'a PCI address like 0000:01:00.0 (lowercase hex)').meta({ examples: ['0000:01:00.0'] });
 export const DeviceKindSchema = z.enum(['pci', 'vf', 'mdev', 'vdpa']);
 export const GroupKindSchema = z.enum(['iommu', 'virtual']);
 export const DriverName = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'a driver name such as vfio-pci, nvme or none');
@@ -29,11 +32,9 @@ export const IommuInput = z.object({
     .prefault({}),
 });
 
-export const DeviceInput = z.object({
-  id: DeviceId,
-  kind: DeviceKindSchema,
+const DeviceFields = z.object({
   groupId: z.number().int().min(0).max(2 ** 31 - 1),
-  parentId: DeviceId.nullable().default(null),
+  parentId: PciAddress.nullable().default(null).meta({ description: 'the PF of a VF, the parent device of an mdev or vdpa' }),
   driver: DriverName.default('none'),
   label: Label.nullable().default(null),
   pasidCapable: z.boolean().default(false),
@@ -44,6 +45,12 @@ export const DeviceInput = z.object({
   description: z.string().max(200).nullable().optional(),
   reservedRegions: z.array(RegionInput).default([]),
 });
+
+/** A device: pci and vf ids are PCI addresses; virtual devices (mdev, vdpa) are named freely. */
+export const DeviceInput = z.discriminatedUnion('kind', [
+  DeviceFields.extend({ kind: z.enum(['pci', 'vf']), id: PciAddress }),
+  DeviceFields.extend({ kind: z.enum(['mdev', 'vdpa']), id: DeviceId }),
+]);
 
 export const GroupInput = z.object({
   id: z.number().int().min(0).max(2 ** 31 - 1),

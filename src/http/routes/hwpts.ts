@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { fail } from '../../core/errors.js';
 import type { Hwpt } from '../../core/model.js';
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
@@ -47,10 +46,10 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      const { ptId, ioasId, parentId, ...rest } = request.body;
-      const given = [ptId, ioasId, parentId].filter((x) => x !== undefined);
-      if (given.length !== 1) fail('EINVAL', 'give exactly one of ptId, ioasId or parentId', { problems: [{ path: 'body.ptId', message: 'exactly one of ptId, ioasId, parentId' }] });
-      const hwpt = engine.deviceFirst().allocHwpt(caller(request), { ...rest, ptId: given[0]! });
+      // The schema admits exactly one of ptId and its aliases.
+      const b = request.body;
+      const ptId = 'ptId' in b ? b.ptId : 'ioasId' in b ? b.ioasId : b.parentId;
+      const hwpt = engine.deviceFirst().allocHwpt(caller(request), { deviceId: b.deviceId, ptId, nestParent: b.nestParent, pasid: b.pasid, dirtyTracking: b.dirtyTracking, data: b.data });
       return reply.code(201).send(hwptOut(hwpt));
     },
   );

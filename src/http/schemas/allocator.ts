@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { RangeOutput } from '../../schemas/topology.js';
 import { HexU64, U64Input } from '../../schemas/u64.js';
-import { decimal } from './common.js';
+import { decimal, oneOf } from './common.js';
 
 export const ContextOutput = z
   .object({
@@ -58,10 +58,13 @@ export const MapBody = z
 export const MapBatchBody = z.object({ mappings: z.array(MapBody).min(1).max(4096) }).strict();
 export const MapBatchReply = z.object({ mappings: z.array(MappingOutput) });
 
-export const UnmapBody = z
-  .object({ iova: U64Input.optional(), length: U64Input.optional(), all: z.boolean().optional() })
-  .strict()
-  .meta({ id: 'UnmapRequest', description: '{iova, length} or {all: true}' });
+export const UnmapBody = oneOf(
+  [
+    z.object({ iova: U64Input, length: U64Input }).strict().meta({ title: 'range', description: 'every mapping within [iova, iova+length)' }),
+    z.object({ all: z.literal(true) }).strict().meta({ title: 'all', description: 'every mapping of the ioas' }),
+  ],
+  'give {iova, length} or {all: true}',
+).meta({ id: 'UnmapRequest', description: '{iova, length} or {all: true}' });
 
 export const UnmapReply = z.object({ unmappedBytes: HexU64 });
 

@@ -23,3 +23,18 @@ export const StringIdParams = z.object({ id: z.string().min(1).max(128) });
 
 /** Query booleans arrive as text. */
 export const QueryBool = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * Exactly one of several request shapes (JSON Schema `oneOf`). A body matching none is refused
+ * with `hint` and the problems of the shape it came closest to (the one with the fewest).
+ */
+export function oneOf<const T extends readonly [z.ZodObject, z.ZodObject, ...z.ZodObject[]]>(options: T, hint: string) {
+  return z.xor(options, {
+    error: (issue) => {
+      if (issue.code !== 'invalid_union' || !('errors' in issue) || issue.errors.length === 0) return undefined;
+      const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0]!;
+      const detail = closest.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join(', ');
+      return `${hint} (closest: ${detail})`;
+    },
+  });
+}

@@ -1,0 +1,73 @@
+import type { InjectOptions } from 'fastify';
+
+/** Reading the served OpenAPI document in tests: its operations and the requests their examples make. */
+
+export interface Parameter {
+  in: 'path' | 'query' | 'header';
+  name: string;
+  required?: boolean;
+  example?: unknown;
+  schema?: JsonSchema;
+}
+
+export type JsonSchema = Record<string, unknown>;
+
+export interface Operation {
+  method: string;
+  path: string;
+  operationId: string;
+  parameters: Parameter[];
+  body?: { schema: JsonSchema; example?: unknown };
+  responses: Record<string, unknown>;
+}
+
+export interface OpenApiDoc {
+  paths: Record<string, Record<string, Record<string, unknown>>>;
+  components: { schemas: Record<string, JsonSchema> };
+}
+
+export function operationsOf(doc: OpenApiDoc): Operation[] {
+  const out: Operation[] = [];
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, raw] of Object.entries(methods)) {
+      const op = raw as { operationId: string; parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: JsonSchema; example?: unknown }> }; responses: Record<string, unknown> };
+      const media = op.requestBody?.content['application/json'];
+      out.push({
+        method: method.toUpperCase(),
+        path,
+        operationId: op.operationId,
+        parameters: op.parameters ?? [],
+        ...(media ? { body: media } : {}),
+        responses: op.responses,
+      });
+    }
+  }
+  return out;
+}
+
+/** The request Swagger UI's "Try it out" makes from an operation's examples, with some values replaced. */
+export function exampleRequest(op: Operation, replace: (value: unknown) => unknown = (v) => v): InjectOptions {
+  let url = op.path;
+  const query = new URLSearchParams();
+  for (const p of op.parameters) {
+    if (p.example === undefined) continue;
+    const value = String(replace(p.example));
+    if (p.in === 'path') url = url.replace(`{${p.name}}`, encodeURIComponent(value));
+    else if (p.in === 'query') query.set(p.name, value);
+  }
+  const qs = query.toString();
+  const req: InjectOptions = { method: op.method as InjectOptions['method'], url: qs ? `${url}?${qs}` : url };
+  if (op.body) req.payload = deepReplace(op.body.example, replace) as InjectOptions['payload'];
+  return req;
+}
+
+function deepReplace(value: unknown, replace: (v: unknown) => unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => deepReplace(v, replace));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepReplace(v, replace)]));
+  return replace(value);
+}
+
+/** A refusal of the request's form (its schema), as opposed to one of the state: a 400 naming body, params or query. */
+export function isShapeRefusal(status: number, body: { problems?: { path: string }[] }): boolean {
+  return status === 400 && (body.problems ?? []).some((p) => /^(body|params|query)([.[]|$)/.test(p.path));
+}
