@@ -1,4 +1,4 @@
-import Ajv2020 from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { CONTEXT_PLACEHOLDER, EXAMPLES, PRINCIPAL_PLACEHOLDER, TRY_IT_ORDER } from '../../src/http/schemas/examples.js';
 import { testApp } from '../helpers.js';
