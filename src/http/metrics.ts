@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Caller } from '../core/allocator.js';
-import type { Services } from '../app.js';
+import type { Allocator, Caller } from '../core/allocator.js';
+import type { PolicyEngine } from '../core/policy/engine.js';
+import type { Principals } from '../core/principals.js';
 import type { WireErrno } from './errnos.js';
 
 /**
@@ -37,8 +38,15 @@ const GAUGES: Record<keyof Holdings, { name: string; help: string }> = {
 
 const EVERYONE: Caller = { id: '', role: 'admin' };
 
-/** What each principal holds now (read-only use of the services). */
-export function holdings(services: Services): Map<string, Holdings> {
+/** The services the gauges read (read-only). */
+export interface HoldingsSources {
+  principals: Principals;
+  allocator: Allocator;
+  engine: PolicyEngine;
+}
+
+/** What each principal holds now. */
+export function holdings(services: HoldingsSources): Map<string, Holdings> {
   const { principals, allocator, engine } = services;
   const out = new Map<string, Holdings>();
   const of = (principalId: string): Holdings => {

@@ -12,8 +12,6 @@ export const DeviceId = z
   .min(1)
   .max(128)
   .regex(/^[A-Za-z0-9._:-]+$/, 'a PCI address (0000:01:00.0) or a name of letters, digits and . _ : -');
-/** domain:bus:device.function as sysfs names PCI functions (lowercase hex): pci and vf ids, and every parent. */
-export const PciAddress = z.string().regex(PCI_ADDRESS, 'a PCI address like 0000:01:00.0 (lowercase hex)').meta({ examples: ['0000:01:00.0'] });
 export const DeviceKindSchema = z.enum(['pci', 'vf', 'mdev', 'vdpa']);
 export const GroupKindSchema = z.enum(['iommu', 'virtual']);
 export const DriverName = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'a driver name such as vfio-pci, nvme or none');
@@ -32,25 +30,32 @@ export const IommuInput = z.object({
     .prefault({}),
 });
 
-const DeviceFields = z.object({
-  groupId: z.number().int().min(0).max(2 ** 31 - 1),
-  parentId: PciAddress.nullable().default(null).meta({ description: 'the PF of a VF, the parent device of an mdev or vdpa' }),
-  driver: DriverName.default('none'),
-  label: Label.nullable().default(null),
-  pasidCapable: z.boolean().default(false),
-  resetGroup: z.string().min(1).max(64).nullable().default(null),
-  vendor: HexId,
-  device: HexId,
-  class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
-  description: z.string().max(200).nullable().optional(),
-  reservedRegions: z.array(RegionInput).default([]),
-});
-
-/** A device: pci and vf ids are PCI addresses; virtual devices (mdev, vdpa) are named freely. */
-export const DeviceInput = z.discriminatedUnion('kind', [
-  DeviceFields.extend({ kind: z.enum(['pci', 'vf']), id: PciAddress }),
-  DeviceFields.extend({ kind: z.enum(['mdev', 'vdpa']), id: DeviceId }),
-]);
+export const DeviceInput = z
+  .object({
+    id: DeviceId,
+    kind: DeviceKindSchema,
+    groupId: z.number().int().min(0).max(2 ** 31 - 1),
+    // Parents are pci or vf devices, so PCI addresses (checked with the rest of the document in core/topology.ts).
+    parentId: DeviceId.nullable().default(null).meta({ description: 'the PF of a VF, the parent device of an mdev or vdpa', pattern: PCI_ADDRESS.source }),
+    driver: DriverName.default('none'),
+    label: Label.nullable().default(null),
+    pasidCapable: z.boolean().default(false),
+    resetGroup: z.string().min(1).max(64).nullable().default(null),
+    vendor: HexId,
+    device: HexId,
+    class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
+    description: z.string().max(200).nullable().optional(),
+    reservedRegions: z.array(RegionInput).default([]),
+  })
+  // pci and vf ids are PCI addresses; virtual devices (mdev, vdpa) are named freely. core/topology.ts
+  // checks it together with the document's other rules, so a refusal lists every problem at once;
+  // the schema only states it.
+  .meta({
+    oneOf: [
+      { properties: { kind: { enum: ['pci', 'vf'] }, id: { pattern: PCI_ADDRESS.source } } },
+      { properties: { kind: { enum: ['mdev', 'vdpa'] } } },
+    ],
+  });
 
 export const GroupInput = z.object({
   id: z.number().int().min(0).max(2 ** 31 - 1),
