@@ -12,23 +12,27 @@ type Method = FindMyWay.HTTPMethod;
  * path means here exactly what it means to Fastify.
  */
 export function registerMethodRouting(app: FastifyInstance, maxParamLength: number): void {
-  const router = FindMyWay({ maxParamLength });
-  const registered = new Set<string>();
-  const methods = new Set<Method>();
-  const noop = () => undefined;
-
+  const routes = new Set<string>();
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat() as Method[]) {
-      const key = `${method} ${route.url}`;
-      if (registered.has(key)) continue;
-      registered.add(key);
-      methods.add(method);
-      router.on(method, route.url, noop);
-    }
+    for (const method of [route.method].flat()) routes.add(`${method} ${route.url}`);
   });
+  // Built on the first unmatched request: most servers (and tests) never pay for it.
+  let router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1> | undefined;
+  const methods = new Set<Method>();
+  const routerOf = () => {
+    if (router) return router;
+    router = FindMyWay({ maxParamLength });
+    for (const key of routes) {
+      const [method, url] = key.split(' ') as [Method, string];
+      methods.add(method);
+      router.on(method, url, () => undefined);
+    }
+    return router;
+  };
 
   /** The methods a concrete path has, in a fixed order, OPTIONS included when there is any. */
   const allowedOn = (path: string): string[] => {
+    const router = routerOf();
     const allowed: string[] = [];
     for (const m of methods) if (router.find(m, path) !== null) allowed.push(m);
     if (allowed.length === 0) return allowed;
