@@ -197,7 +197,11 @@ describe('rate limits', () => {
     try {
       const u = await limited.user('busy');
       // The admin's creation of the user counted 1 of the admin's 3.
-      for (let i = 0; i < 3; i++) expect((await limited.as(u.token, { url: '/v1/groups' })).statusCode).toBe(200);
+      for (let i = 0; i < 3; i++) {
+        const res = await limited.as(u.token, { url: '/v1/groups' });
+        expect(res.statusCode).toBe(200);
+        expect([res.headers['x-ratelimit-limit'], res.headers['x-ratelimit-remaining']]).toEqual(['3', String(2 - i)]);
+      }
       for (let i = 0; i < 5; i++) expect((await limited.app.inject({ url: '/v1/groups' })).statusCode).toBe(401);
       const refused = await limited.as(u.token, { method: 'POST', url: '/v1/contexts', payload: {} });
       const body = expectProblem(refused, 429, 'EAGAIN');
