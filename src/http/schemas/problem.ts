@@ -17,7 +17,7 @@ export const ProblemSchema = z
   .object({
     type: z.string(),
     title: z.string(),
-    status: z.number().int(),
+    status: z.number().int().min(400).max(599),
     detail: z.string(),
     errno: ErrnoSchema,
     instance: z.string().optional(),
