@@ -9,8 +9,28 @@ export default tseslint.config(
     rules: {
       // The service logs through pino only.
       'no-console': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    // The core is pure: it speaks errnos through narrow ports and knows nothing of HTTP, SQLite or
+    // Node's I/O (http -> core <- store).
+    files: ['src/core/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['fastify', 'fastify-*', '@fastify/*'], message: 'the core knows nothing of HTTP' },
+            { group: ['better-sqlite3'], message: 'the core talks to persistence through core/ports.ts' },
+            { group: ['node:*'], message: 'the core does no I/O: take what you need through a port' },
+            { group: ['**/http/**', '../http', '../../http'], message: 'http depends on the core, not the other way' },
+            { group: ['**/store/**', '../store', '../../store'], message: 'store depends on the core, not the other way' },
+            { group: ['pino', 'zod'], message: 'the core is plain TypeScript' },
+          ],
+        },
+      ],
     },
   },
   {

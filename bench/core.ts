@@ -4,44 +4,39 @@
  * unmaps a random live mapping and maps it back at the same IOVA: random positions, so cache misses
  * in a big index are paid honestly. Auto-allocated maps (first fit) are measured the same way.
  */
-import type * as AllocatorModule from '../src/core/allocator.js';
-import type { Allocator, Caller } from '../src/core/allocator.js';
-import type { AllocatorPort, AuditPort } from '../src/core/ports.js';
+import type { Caller } from '../src/core/caller.js';
+import type * as CoreModule from '../src/core/core.js';
+import type { Core } from '../src/core/core.js';
+import type { Store } from '../src/core/ports.js';
 import { load } from './runtime.js';
 import { fmt, median, type Figure } from './util.js';
 
-const { Allocator: AllocatorImpl } = await load<typeof AllocatorModule>('core/allocator.js');
+const { createCore } = await load<typeof CoreModule>('core/core.js');
 
-const noStore: AllocatorPort & AuditPort & { transaction<T>(fn: () => T): T } = {
-  transaction: (fn) => fn(),
-  insertContext() {},
-  setContextLease() {},
-  deleteContext() {},
-  insertIoas() {},
-  setAllowedRanges() {},
-  deleteIoas() {},
-  insertMapping() {},
-  deleteMapping() {},
-  loadAllocator: () => ({ contexts: [], ioas: [], eachMapping: () => {} }),
-  audit() {},
-  listAudit: () => [],
-};
+/** A store that keeps nothing: every write is dropped, every list is empty, one principal with room. */
+const noStore = new Proxy({} as Store, {
+  get(_, name: string) {
+    if (name === 'transaction') return <T,>(fn: () => T) => fn();
+    if (name === 'getPolicy') return () => 'device-first';
+    if (name === 'getPrincipal') return () => ({ clearances: [], quotas: { maxIoas: 10, maxMappings: 10_000_000, maxPinnedBytes: 1n << 62n, maxPasids: 0 } });
+    if (name.startsWith('list')) return () => [];
+    return () => undefined;
+  },
+});
 
 const who: Caller = { id: 'bench', role: 'user' };
 const STRIDE = 0x2000n; // mappings of 0x1000 with a hole between each
 const rw = { read: true, write: true };
 
-function populated(n: number): { allocator: Allocator; ioas: number } {
-  const allocator = new AllocatorImpl({
-    store: noStore,
+function populated(n: number): { allocator: Core['mappings']; ioas: number } {
+  const core = createCore(noStore, {
     ioasidRange: { min: 1, max: 1000 },
     now: Date.now,
-    newId: (p) => `${p}-1`,
-    policy: () => 'device-first',
-    quotasOf: () => ({ maxIoas: 10, maxMappings: 10_000_000, maxPinnedBytes: 1n << 62n, maxPasids: 0 }),
+    secrets: { newId: (p) => `${p}-1`, newToken: () => ({ token: '', hash: '' }), hashToken: () => '' },
   });
-  const ctx = allocator.createContext(who, {});
-  const ioas = allocator.createIoas(who, ctx.id).id;
+  const allocator = core.mappings;
+  const ctx = core.contexts.create(who, {});
+  const ioas = core.ioas.create(who, ctx.id).id;
   for (let i = 0; i < n; i += 10_000) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + 10_000); j++) batch.push({ iova: 0x100000n + BigInt(j) * STRIDE, length: 0x1000n, userAddress: 0n, ...rw });
@@ -51,7 +46,7 @@ function populated(n: number): { allocator: Allocator; ioas: number } {
 }
 
 /** ns per (unmap + map) pair at random live positions. */
-function fixedCost(allocator: Allocator, ioas: number, n: number, ops: number): number {
+function fixedCost(allocator: Core['mappings'], ioas: number, n: number, ops: number): number {
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed);
   const t0 = process.hrtime.bigint();
@@ -64,7 +59,7 @@ function fixedCost(allocator: Allocator, ioas: number, n: number, ops: number): 
 }
 
 /** ns per (auto map + unmap): the first fit is the hole below the packed run, found through the gap index. */
-function autoCost(allocator: Allocator, ioas: number, ops: number): number {
+function autoCost(allocator: Core['mappings'], ioas: number, ops: number): number {
   const t0 = process.hrtime.bigint();
   for (let k = 0; k < ops; k++) {
     const m = allocator.map(who, ioas, { length: 0x1000n, userAddress: 0n, ...rw });

@@ -68,7 +68,7 @@ export async function benchRestart(): Promise<Figure[]> {
     }
     // The rebuilt state is checked once, in this process, so the timed runs are the bare server.
     const app = await buildApp({ db: path, adminToken: TOKEN, leaseCheckMs: 0 });
-    const count = app.ioasd.allocator.getIoas({ id: 'admin', role: 'admin' }, ioas).mappings.size;
+    const count = app.ioasd.ioas.get({ id: 'admin', role: 'admin' }, ioas).mappings.size;
     await app.close();
     if (count !== N) throw new Error(`restored ${count} mappings, expected ${N}`);
     const s = median(starts);

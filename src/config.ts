@@ -10,6 +10,8 @@ export interface Config {
   policy: PolicyName | undefined;
   topology: string | undefined;
   sysfs: string | undefined;
+  /** procfs to read the kernel command line from (with --sysfs). */
+  proc: string;
   logLevel: string;
   adminToken: string | undefined;
   ioasidRange: { min: number; max: number };
@@ -25,6 +27,7 @@ const OPTIONS = {
   policy: { env: 'IOASD_POLICY', help: 'group-first | device-first (default device-first on a new database)' },
   topology: { env: 'IOASD_TOPOLOGY', help: 'load the inventory from this JSON topology document' },
   sysfs: { env: 'IOASD_SYSFS', help: 'load the inventory from this sysfs tree (e.g. /sys)' },
+  proc: { env: 'IOASD_PROC', help: 'with --sysfs: procfs for the kernel command line (default /proc)' },
   'log-level': { env: 'IOASD_LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent (default info)' },
   'ioasid-range': { env: 'IOASD_IOASID_RANGE', help: 'MIN-MAX: the IOASIDs ioas and hwpt ids come from (default 1-2147483647)' },
   'rate-limit': { env: 'IOASD_RATE_LIMIT', help: `MAX/WINDOW requests per principal, e.g. 100/1s, or off (default ${formatRateLimit(DEFAULT_RATE_LIMIT)})` },
@@ -89,6 +92,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     policy: policy as PolicyName | undefined,
     topology,
     sysfs,
+    proc: get('proc') ?? '/proc',
     logLevel,
     adminToken,
     ioasidRange,

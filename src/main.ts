@@ -1,21 +1,23 @@
 #!/usr/bin/env node
-import { buildApp, createLogger, type App } from './app.js';
+import { buildApp, type App } from './app.js';
+import { createLogger } from './logger.js';
 import { ConfigError, readConfig, USAGE, type Config } from './config.js';
-import { fail, IoasdError } from './core/errors.js';
+import { IoasdError } from './core/errors.js';
 import type { TopologyDocument } from './schemas/topology.js';
 import { DatabaseLockedError } from './store/database.js';
 import { readTopologyFile } from './topology/file.js';
 import { readSysfsTopology } from './topology/sysfs.js';
 
+/** The --sysfs host reader, also used by POST /v1/topology/rescan (it refuses a host without IOMMU groups). */
+function hostScan(config: Config): (() => TopologyDocument) | undefined {
+  const root = config.sysfs;
+  if (root === undefined) return undefined;
+  return () => readSysfsTopology(root, { proc: config.proc });
+}
+
 function loadTopology(config: Config): TopologyDocument | undefined {
   if (config.topology !== undefined) return readTopologyFile(config.topology);
-  if (config.sysfs !== undefined) {
-    const doc = readSysfsTopology(config.sysfs);
-    // A host without an enabled IOMMU has no groups: nothing could be handed out safely.
-    if (doc.devices.length === 0) fail('ENODEV', `no device with an IOMMU group under ${config.sysfs}: is the IOMMU enabled?`);
-    return doc;
-  }
-  return undefined;
+  return hostScan(config)?.();
 }
 
 /** Stops accepting connections, lets in-flight requests finish, then closes the database. */
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
       db: config.db,
       policy: config.policy,
       topology: loadTopology(config),
+      hostScan: hostScan(config),
       adminToken: config.adminToken,
       ioasidRange: config.ioasidRange,
       rateLimit: config.rateLimit,

@@ -1,20 +1,21 @@
 /**
- * The one registry of refusals. Every layer throws {@link IoasdError}; the HTTP layer maps it to
- * problem+json with the status below. Clients match on `errno`, the kernel's name for the same refusal.
+ * The one registry of refusals. Every layer throws {@link IoasdError}; clients match on `errno`, the
+ * kernel's name for the same refusal. How an errno travels over HTTP (its status) is the HTTP
+ * layer's business: src/http/errno-status.ts.
  */
 export const ERRNOS = {
-  EINVAL: { status: 400, title: 'Invalid argument' },
-  EOVERFLOW: { status: 400, title: 'Value too large' },
-  EACCES: { status: 403, title: 'Permission denied' },
-  ENOENT: { status: 404, title: 'No such object' },
-  ENODEV: { status: 404, title: 'No such device' },
-  EPERM: { status: 409, title: 'Operation not permitted' },
-  EBUSY: { status: 409, title: 'Resource busy' },
-  EEXIST: { status: 409, title: 'Already exists' },
-  EADDRINUSE: { status: 409, title: 'Address range in use' },
-  ENOSPC: { status: 409, title: 'No space left' },
-  ENOMEM: { status: 409, title: 'Out of memory quota' },
-  EOPNOTSUPP: { status: 422, title: 'Operation not supported' },
+  EINVAL: { title: 'Invalid argument' },
+  EOVERFLOW: { title: 'Value too large' },
+  EACCES: { title: 'Permission denied' },
+  ENOENT: { title: 'No such object' },
+  ENODEV: { title: 'No such device' },
+  EPERM: { title: 'Operation not permitted' },
+  EBUSY: { title: 'Resource busy' },
+  EEXIST: { title: 'Already exists' },
+  EADDRINUSE: { title: 'Address range in use' },
+  ENOSPC: { title: 'No space left' },
+  ENOMEM: { title: 'Out of memory quota' },
+  EOPNOTSUPP: { title: 'Operation not supported' },
 } as const;
 
 export type Errno = keyof typeof ERRNOS;
@@ -45,10 +46,6 @@ export class IoasdError extends Error {
     this.errno = errno;
     this.blockers = extra.blockers;
     this.problems = extra.problems;
-  }
-
-  get status(): number {
-    return ERRNOS[this.errno].status;
   }
 }
 

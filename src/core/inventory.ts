@@ -1,8 +1,12 @@
+import { isKernelDma } from './devices.js';
 import { fail } from './errors.js';
+import type { CoreEvent } from './events.js';
 import { groupKindFor } from './devices.js';
 import { groupView, type GroupView } from './groups.js';
-import type { Device, DeviceKind, Topology } from './model.js';
-import type { Store } from './ports.js';
+import { summarizeWarnings, type WarningSummary } from './isolation.js';
+import type { Device, DeviceKind, GroupRecord, Topology } from './model.js';
+import type { InventoryPort } from './ports.js';
+import type { Tx } from './tx.js';
 import { assertValidTopology, mergeTopology } from './topology.js';
 
 export interface DeviceFilter {
@@ -20,13 +24,9 @@ export interface ImportRequest {
   mode: 'replace' | 'merge';
 }
 
-/**
- * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
- * every read rather than stored, so it can never disagree with the drivers it is derived from.
- */
 /** What the inventory asks of the ownership state before an admin change (see ownership.ts). */
 export interface InventoryGuard {
-  holderOf(groupId: number): { contextId: string; principalId: string } | null;
+  holderOf(groupId: number | null): { contextId: string; principalId: string } | null;
   assertDriverChange(device: Device, driver: string): void;
   assertUnplug(devices: readonly Device[]): void;
   assertPlug(device: Device): void;
@@ -41,10 +41,17 @@ const NO_OWNERSHIP: InventoryGuard = {
   assertNothingHeld: () => {},
 };
 
+/**
+ * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
+ * every read rather than stored, so it can never disagree with the drivers it is derived from.
+ */
 export class Inventory {
   private guard: InventoryGuard = NO_OWNERSHIP;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: InventoryPort,
+    private readonly tx: Tx,
+  ) {}
 
   /** Connects the ownership state, which exists only once the allocator is up. */
   guardWith(guard: InventoryGuard): void {
@@ -52,39 +59,61 @@ export class Inventory {
   }
 
   topology(): Topology {
-    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices() };
+    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices(), hostWarnings: this.store.getHostWarnings() };
   }
 
   /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
   import(req: ImportRequest, actor: string | null): Topology {
-    return this.store.transaction(() => {
-      this.guard.assertNothingHeld('a topology import');
-      const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
-      assertValidTopology(next, req.groupMembers);
-      this.store.clearInventory();
-      this.store.setIommu(next.iommu);
-      for (const g of next.groups) this.store.insertGroup(g);
-      // Parents first, so the parent foreign key holds at every insert.
-      for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
-      this.store.audit({ actor, action: 'topology.import', target: 'topology', detail: { mode: req.mode, groups: next.groups.length, devices: next.devices.length } });
-      return this.topology();
-    });
+    return this.tx.run(
+      () => {
+        this.guard.assertNothingHeld('a topology import');
+        const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
+        assertValidTopology(next, req.groupMembers);
+        this.store.clearInventory();
+        this.store.setIommu(next.iommu);
+        for (const g of next.groups) this.store.insertGroup(g);
+        // Parents first, so the parent foreign key holds at every insert.
+        for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+        // Host findings describe the host the document came from: a replace without them clears them.
+        this.store.setHostWarnings(req.topology.hostWarnings ?? (req.mode === 'merge' ? this.store.getHostWarnings() : []));
+        this.tx.emit(inventoryEvent('topology.imported', { kind: 'topology', id: 'topology' }, { mode: req.mode, groups: next.groups.length, devices: next.devices.length }));
+        return this.topology();
+      },
+      { actor, action: 'topology.import', target: 'topology', detail: (t: Topology) => ({ mode: req.mode, groups: t.groups.length, devices: t.devices.length }) },
+    );
+  }
+
+  /** The group record of a device (its warnings go with it), if it has one. */
+  groupOf(device: Device): GroupRecord | undefined {
+    return device.groupId === null ? undefined : this.store.getGroup(device.groupId);
+  }
+
+  /** Group records by id, for listing many devices with their warnings. */
+  groupRecords(): Map<number, GroupRecord> {
+    return new Map(this.store.listGroups().map((g) => [g.id, g]));
+  }
+
+  /** Every warning of the inventory, counted, with the host's own findings (GET /v1/system). */
+  warningSummary(): WarningSummary {
+    return summarizeWarnings(this.store.listGroups(), this.store.listDevices(), this.store.getHostWarnings());
   }
 
   listGroups(): GroupView[] {
+    const iommuRegions = this.store.getIommu().reservedRegions;
     const members = new Map<number, Device[]>();
     for (const d of this.store.listDevices()) {
+      if (d.groupId === null) continue;
       const list = members.get(d.groupId);
       if (list) list.push(d);
       else members.set(d.groupId, [d]);
     }
-    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? []));
+    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? [], iommuRegions));
   }
 
   getGroup(id: number): GroupView {
     const group = this.store.getGroup(id);
     if (!group) fail('ENOENT', `group ${id} does not exist`);
-    return groupView(group, this.store.devicesInGroup(id));
+    return groupView(group, this.store.devicesInGroup(id), this.store.getIommu().reservedRegions);
   }
 
   listDevices(filter: DeviceFilter = {}): Device[] {
@@ -108,11 +137,14 @@ export class Inventory {
    * device usually brings its own group); an existing group must be of the device's kind.
    */
   addDevice(device: Device, actor: string | null): Device {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       if (this.store.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
-      const group = this.store.getGroup(device.groupId);
+      const group = device.groupId === null ? undefined : this.store.getGroup(device.groupId);
       const wanted = groupKindFor(device.kind);
-      if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
+      if (device.groupId === null) {
+        // A function without an IOMMU group: listed, never assignable (validated below).
+      } else if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
       else if (group.kind !== wanted) {
         fail('EINVAL', `${device.kind} device cannot join ${group.kind} group ${group.id}`, {
           problems: [{ path: 'groupId', message: `group ${group.id} is ${group.kind}` }],
@@ -122,9 +154,11 @@ export class Inventory {
       assertValidTopology(next);
       this.guard.assertPlug(device);
       this.store.insertDevice(device);
-      this.store.audit({ actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } });
+      this.tx.emit(inventoryEvent('device.added', { kind: 'device', id: device.id }, { groupId: device.groupId, driver: device.driver }));
       return device;
-    });
+      },
+      { actor, action: 'device.add', target: `device:${device.id}`, detail: { groupId: device.groupId, driver: device.driver } },
+    );
   }
 
   /**
@@ -132,30 +166,35 @@ export class Inventory {
    * mdevs), as the kernel removes them. A group left empty goes too. Returns the removed ids.
    */
   deleteDevice(id: string, actor: string | null): string[] {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       const device = this.getDevice(id);
       const removed = this.descendants(device);
       this.guard.assertUnplug(removed);
-      const groups = new Set(removed.map((d) => d.groupId));
+      const groups = new Set(removed.flatMap((d) => (d.groupId === null ? [] : [d.groupId])));
       // Children first: the parent foreign key must hold at every delete.
       for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
+      for (const d of removed) this.tx.emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
       for (const g of groups) if (this.store.devicesInGroup(g).length === 0) this.store.deleteGroup(g);
-      const ids = removed.map((d) => d.id);
-      this.store.audit({ actor, action: 'device.delete', target: `device:${id}`, detail: { removed: ids } });
-      return ids;
-    });
+      return removed.map((d) => d.id);
+      },
+      { actor, action: 'device.delete', target: `device:${id}`, detail: (ids: string[]) => ({ removed: ids }) },
+    );
   }
 
   /** Like driverctl set-override: rebinds the device to another driver. */
   setDriver(id: string, driver: string, actor: string | null): Device {
-    return this.store.transaction(() => {
-      const device = this.getDevice(id);
-      if (device.driver === driver) return device;
-      this.guard.assertDriverChange(device, driver);
-      this.store.setDriver(id, driver);
-      this.store.audit({ actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } });
-      return { ...device, driver };
-    });
+    const device = this.getDevice(id);
+    if (device.driver === driver) return device;
+    this.guard.assertDriverChange(device, driver);
+    return this.tx.run(
+      () => {
+        this.store.setDriver(id, driver);
+        this.tx.emit(inventoryEvent('device.driver-changed', { kind: 'device', id }, { from: device.driver, to: driver, description: driverChange(device, driver) }));
+        return { ...device, driver };
+      },
+      { actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } },
+    );
   }
 
   counts(): { groups: number; devices: number } {
@@ -186,3 +225,15 @@ export function parentsFirst(devices: readonly Device[]): Device[] {
   return out;
 }
 
+/** An event of the inventory (scope inventory: everyone sees it). */
+export function inventoryEvent(type: string, object: CoreEvent['object'], detail: Record<string, unknown>): CoreEvent {
+  return { type, object, scope: 'inventory', principalId: null, contextId: null, detail };
+}
+
+/** What a driver change means for the host, in words (a device leaving a kernel driver is the host losing it). */
+export function driverChange(device: Device, to: string): string {
+  const what = device.description ?? `device ${device.id}`;
+  if (isKernelDma(device) && !isKernelDma({ kind: device.kind, driver: to })) return `the host loses ${what}: ${device.driver} lets go of it and it becomes assignable (${to})`;
+  if (!isKernelDma(device) && isKernelDma({ kind: device.kind, driver: to })) return `${what} goes back to the host on kernel driver ${to}`;
+  return `${what} moves from ${device.driver} to ${to}`;
+}

@@ -1,4 +1,5 @@
 import { fail } from './errors.js';
+import type { UndoLog } from './tx.js';
 
 /**
  * IOASIDs: ioas and hwpt ids from one ID space, lowest free first, 0 never (SPEC 4). Free ids are
@@ -31,6 +32,19 @@ export class IoasidAllocator {
     if (top[0] === top[1]) this.pop();
     else top[0]++; // still the lowest interval: the heap order holds
     return id;
+  }
+
+  /** An id for a new object, given back if the change fails. */
+  take(undo: UndoLog): number {
+    const id = this.allocate();
+    undo.push(() => this.free(id));
+    return id;
+  }
+
+  /** Gives an id back with its object, taken again if the change fails. */
+  release(id: number, undo: UndoLog): void {
+    this.free(id);
+    undo.push(() => this.reclaim(id));
   }
 
   /** Returns an id to the pool (a freed id is reused before higher ones). */

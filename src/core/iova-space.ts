@@ -1,15 +1,18 @@
 import { fail } from './errors.js';
 import { IovaTree } from './iova-tree.js';
-import type { Domain, Mapping, Range } from './model.js';
+import type { CoreObject, Domain, Mapping, Range } from './model.js';
 import { anyMeets, complement, mergeRanges } from './ranges.js';
 import { U64_MAX } from './u64.js';
 
 /**
  * One I/O address space (an IOAS; under group-first, a VFIO container): its mappings, its allowed
  * ranges and the domains attached to it, from which its alignment and reserved set derive (SPEC 5).
- * Kernel: drivers/iommu/iommufd/io_pagetable.c.
+ * It is an object of the object table (type `ioas`): hwpts on it, container groups and virtual
+ * devices' accesses are its users. Kernel: drivers/iommu/iommufd/io_pagetable.c.
  */
-export class IovaSpace {
+export class IovaSpace implements CoreObject {
+  readonly type = 'ioas' as const;
+  readonly users = new Set<CoreObject>();
   mappings = new IovaTree<Mapping>();
   allowed: Range[] = [];
   private domainList: Domain[] = [];

@@ -28,15 +28,40 @@ export interface Iommu {
 export type GroupKind = 'iommu' | 'virtual';
 export type DeviceKind = 'pci' | 'vf' | 'mdev' | 'vdpa';
 
+/**
+ * Why a group may isolate less than it seems (SPEC 11), found by reading a real host: `no-acs` (a
+ * port above lacks ACS), `multifunction-no-acs`, `acs-override` (the kernel was told to pretend),
+ * `identity-domain` (DMA not translated), `no-iommu` (a device without an IOMMU group).
+ */
+export type IsolationWarningCode = 'no-acs' | 'multifunction-no-acs' | 'acs-override' | 'identity-domain' | 'no-iommu';
+export const ISOLATION_WARNING_CODES: readonly IsolationWarningCode[] = ['no-acs', 'multifunction-no-acs', 'acs-override', 'identity-domain', 'no-iommu'];
+
+export interface IsolationWarning {
+  code: IsolationWarningCode;
+  /** The device the finding is about (a port, a function), when it is one. */
+  deviceId?: string;
+  detail: string;
+}
+
+/** Something about the host as a whole that the loader could not read or had to assume. */
+export interface HostWarning {
+  code: string;
+  detail: string;
+}
+
 export interface GroupRecord {
   id: number;
   kind: GroupKind;
+  /** The kernel's default domain type from sysfs (`DMA`, `DMA-FQ`, `identity`, ...); null when not read from a host. */
+  type?: string | null;
+  warnings?: IsolationWarning[];
 }
 
 export interface Device {
   id: string;
   kind: DeviceKind;
-  groupId: number;
+  /** null: the device has no IOMMU group (no IOMMU translates it), so it is never assignable. */
+  groupId: number | null;
   parentId: string | null;
   driver: string;
   label: string | null;
@@ -55,6 +80,8 @@ export interface Topology {
   iommu: Iommu;
   groups: GroupRecord[];
   devices: Device[];
+  /** Findings about the host as a whole (absent: none, or not read from a host). */
+  hostWarnings?: HostWarning[];
 }
 
 export type Role = 'admin' | 'user';
@@ -64,6 +91,8 @@ export interface Quotas {
   maxMappings: number;
   maxPinnedBytes: bigint;
   maxPasids: number;
+  /** Contexts a principal may hold at once (SPEC 10). */
+  maxContexts: number;
 }
 
 export interface Principal {
@@ -78,7 +107,29 @@ export interface Principal {
 export type PolicyName = 'group-first' | 'device-first';
 export const POLICIES: readonly PolicyName[] = ['group-first', 'device-first'];
 
-export interface Context {
+/**
+ * Everything with an id that others can hold, as the kernel's iommufd has it (struct iommufd_object):
+ * a type, an id, the context that owns it (the open file it lives in) and its users. An object is
+ * destroyed only when nothing uses it (EBUSY otherwise); a context's objects go leaves first when the
+ * context goes. The table and its rules live in objects.ts.
+ */
+export type ObjectType = 'context' | 'ioas' | 'hwpt' | 'group-hold' | 'device-open' | 'binding' | 'attachment' | 'pasid-attachment';
+
+/** A typed reference to an object: what one object records of another it uses. */
+export interface ObjectRef<T extends ObjectType = ObjectType> {
+  readonly type: T;
+  readonly id: number | string;
+}
+
+export interface CoreObject extends ObjectRef {
+  contextId: string;
+  principalId: string;
+  /** The objects holding this one (the kernel's obj->users): it cannot be destroyed while any remain. */
+  readonly users: Set<CoreObject>;
+}
+
+/** A context as stored. */
+export interface ContextRecord {
   id: string;
   principalId: string;
   name: string | null;
@@ -87,6 +138,12 @@ export interface Context {
   /** Epoch milliseconds after which the context is released, or null. */
   expiresAt: number | null;
   createdAt: string;
+}
+
+/** A context: what a process's open /dev/iommu (or container) file is to the kernel; it owns everything else. */
+export interface Context extends Omit<ContextRecord, 'id'>, CoreObject {
+  readonly type: 'context';
+  readonly id: string;
 }
 
 /**
@@ -151,36 +208,65 @@ export interface HwptRecord {
   createdAt: string;
 }
 
-/** A hwpt in memory: its record plus who uses it. */
-export interface Hwpt extends HwptRecord {
-  principalId: string;
-  /** Devices attached through their RID. */
-  devices: Set<string>;
-  /** "deviceId/pasid" of PASID attachments. */
-  pasidUsers: Set<string>;
-  /** Nested hwpts using this one as parent. */
-  children: Set<number>;
+/**
+ * A hwpt in memory: its record as an object. It uses its IOAS (paging) or its parent (nested); its
+ * users are the devices attached to it, PASID attachments and nested children.
+ */
+export interface Hwpt extends Omit<HwptRecord, 'id'>, CoreObject {
+  readonly type: 'hwpt';
+  readonly id: number;
 }
 
-/** group-first: a context holding a group open, maybe in a container, with its opened devices. */
-export interface GroupHold {
-  groupId: number;
-  contextId: string;
-  principalId: string;
+/** group-first: a context holding a group open, maybe in a container (then it uses that IOAS). Its users are its device opens. */
+export interface GroupHold extends CoreObject {
+  readonly type: 'group-hold';
+  /** The group id. */
+  readonly id: number;
+  readonly groupId: number;
   ioasId: number | null;
-  deviceOpens: Map<string, number>;
 }
 
-/** device-first: a device bound to a context, maybe attached to a page table, plus PASID attachments. */
-export interface Binding {
-  deviceId: string;
-  groupId: number;
-  contextId: string;
-  principalId: string;
-  hwptId: number | null;
-  /** A virtual device's attachment: the IOAS its parent accesses on its behalf. */
-  accessIoasId: number | null;
-  pasids: Map<number, number>;
+/** group-first: a device of an open group opened (a count of opens, as VFIO keeps). */
+export interface DeviceOpen extends CoreObject {
+  readonly type: 'device-open';
+  /** The device id. */
+  readonly id: string;
+  readonly deviceId: string;
+  readonly groupId: number;
+  count: number;
+}
+
+/** device-first: a device bound to a context. Its users are its attachment and PASID attachments. */
+export interface Binding extends CoreObject {
+  readonly type: 'binding';
+  /** The device id. */
+  readonly id: string;
+  readonly deviceId: string;
+  readonly groupId: number;
+  attachment: Attachment | null;
+  readonly pasids: Map<number, PasidAttachment>;
+}
+
+/**
+ * device-first: a bound device's RID attached to a page table: a hwpt, or for a virtual device the
+ * IOAS its parent accesses on its behalf. It uses its target and its binding.
+ */
+export interface Attachment extends CoreObject {
+  readonly type: 'attachment';
+  /** The device id. */
+  readonly id: string;
+  readonly deviceId: string;
+  readonly target: ObjectRef<'hwpt' | 'ioas'> & { readonly id: number };
+}
+
+/** device-first: one PASID of a bound device attached to a hwpt allocated for PASID use. */
+export interface PasidAttachment extends CoreObject {
+  readonly type: 'pasid-attachment';
+  /** "deviceId/pasid": a key in the table, never parsed. */
+  readonly id: string;
+  readonly deviceId: string;
+  readonly pasid: number;
+  readonly hwptId: number;
 }
 
 /** Who holds a group: a context (and its principal). */

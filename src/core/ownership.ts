@@ -1,9 +1,10 @@
-import type { Caller } from './allocator.js';
+import { ownerAs, type Caller, type Owner } from './caller.js';
 import { isKernelDma, isVirtualKind } from './devices.js';
 import { fail, type Blocker, type Errno } from './errors.js';
 import { kernelDriverBlockers } from './groups.js';
-import type { Binding, Device, GroupHold, Hwpt, Owner } from './model.js';
-import type { Store } from './ports.js';
+import type { Binding, Device, GroupHold, Hwpt } from './model.js';
+import type { ObjectTable } from './objects.js';
+import type { InventoryReadPort } from './ports.js';
 
 /**
  * The isolation rules of SPEC 1, each in exactly one place, shared by both policies:
@@ -14,11 +15,6 @@ import type { Store } from './ports.js';
  * - a virtual device's parent stays with its kernel driver ({@link OwnershipState.assertParentKeepsKernelDriver}).
  * The policies decide *when* each applies and with which errno (the kernel's), not *what* it says.
  */
-
-/** Shows a holder to a viewer: its context, or "other" when it belongs to another principal (SPEC 7). */
-export function ownerAs(owner: Owner, viewer: Caller | null): string {
-  return viewer === null || viewer.role === 'admin' || viewer.id === owner.principalId ? owner.contextId : 'other';
-}
 
 /** EACCES unless the principal is cleared for the label of every device in the group. */
 export function assertClearance(clearances: readonly string[], groupId: number, members: readonly Device[]): void {
@@ -39,18 +35,33 @@ export function assertNoKernelDma(groupId: number, members: readonly Device[], e
 }
 
 /**
- * Ownership state of both policies (only one is ever non-empty: the policy cannot change while
- * anything is held), with the queries both policies and the admin guards share.
+ * Ownership state of both policies, read from the object table (only one policy's objects ever exist:
+ * the policy cannot change while anything is held), with the queries both policies and the admin
+ * guards share.
  */
 export class OwnershipState {
-  readonly groupHolds = new Map<number, GroupHold>();
-  readonly bindings = new Map<string, Binding>();
-  readonly hwpts = new Map<number, Hwpt>();
+  constructor(
+    private readonly objects: ObjectTable,
+    private readonly inventory: InventoryReadPort,
+  ) {}
 
-  constructor(private readonly store: Store) {}
+  /** group-first holds by group id. */
+  get groupHolds(): ReadonlyMap<number, GroupHold> {
+    return this.objects.all('group-hold');
+  }
+
+  /** device-first bindings by device id. */
+  get bindings(): ReadonlyMap<string, Binding> {
+    return this.objects.all('binding');
+  }
+
+  get hwpts(): ReadonlyMap<number, Hwpt> {
+    return this.objects.all('hwpt');
+  }
 
   /** The context holding a group: its group-first opener, or the context of its bound devices. */
-  holderOf(groupId: number): Owner | null {
+  holderOf(groupId: number | null): Owner | null {
+    if (groupId === null) return null; // a device without an IOMMU group is never held
     const hold = this.groupHolds.get(groupId);
     if (hold) return hold;
     for (const b of this.bindings.values()) if (b.groupId === groupId) return b;
@@ -110,7 +121,7 @@ export class OwnershipState {
       });
     }
     if (!isVirtualKind(device.kind) || device.parentId === null) return undefined;
-    const parent = this.store.getDevice(device.parentId);
+    const parent = this.inventory.getDevice(device.parentId);
     if (!parent) fail('ENODEV', `parent ${device.parentId} of ${device.id} is gone`);
     const holder = this.holderOf(parent.groupId);
     if (holder) {
@@ -123,7 +134,7 @@ export class OwnershipState {
 
   /** Virtual devices in held groups whose parent is this device. */
   private heldChildren(deviceId: string): Device[] {
-    return this.store.childrenOf(deviceId).filter((c) => isVirtualKind(c.kind) && this.holderOf(c.groupId) !== null);
+    return this.inventory.childrenOf(deviceId).filter((c) => isVirtualKind(c.kind) && this.holderOf(c.groupId) !== null);
   }
 
   /**

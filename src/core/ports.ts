@@ -1,24 +1,91 @@
-import type { Context, Device, GroupRecord, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
+import type { CoreEvent } from './events.js';
+import type { ContextRecord, Device, GroupRecord, HostWarning, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
 
 /**
- * What the core needs from persistence, as plain synchronous calls on plain data. src/store implements
- * it with SQLite; the core never sees a database type. Every service method that changes anything
- * runs inside {@link Store.transaction}, so a refusal thrown half-way leaves nothing written.
+ * What the core needs from persistence, as plain synchronous calls on plain data, one narrow port per
+ * concern: each service takes only the ports it uses. src/store implements them with SQLite (one
+ * module per port); the core never sees a database type. Every change runs inside
+ * {@link TxPort.transaction} (through core/tx.ts), so a refusal thrown half-way leaves nothing written.
  */
-export interface InventoryPort {
-  /** False until a topology was first loaded into this database. */
-  hasTopology(): boolean;
+
+/** Atomicity: everything `fn` writes commits together, or nothing does when it throws. */
+export interface TxPort {
+  transaction<T>(fn: () => T): T;
+}
+
+/** A committed change's events, in the same transaction (src/core/events.ts). */
+export interface EventPort {
+  /** Appends one event with its rendered state (null when the object is gone); answers its seq. */
+  appendEvent(event: CoreEvent, state: unknown): number;
+}
+
+/** One stored event as GET /v1/events delivers it. */
+export interface StoredEvent {
+  seq: number;
+  at: string;
+  type: string;
+  objectKind: string;
+  objectId: string;
+  scope: CoreEvent['scope'];
+  principalId: string | null;
+  contextId: string | null;
+  /** The object's state as JSON text, or null when it is gone. */
+  state: string | null;
+}
+
+/** Reading the event log and keeping it within its retention (the HTTP layer's side of it). */
+export interface EventLogPort {
+  /** Events after `seq`, oldest first, at most `limit`. */
+  eventsAfter(seq: number, limit: number): StoredEvent[];
+  /** The oldest and newest seq kept (0 and the last seq ever written when the log is empty). */
+  eventBounds(): { oldest: number; newest: number };
+  /** Keeps the newest `keep` events; answers how many were removed. */
+  pruneEvents(keep: number): number;
+}
+
+/** A stored first answer to an Idempotency-Key. */
+export interface IdempotencyRecord {
+  principalId: string;
+  key: string;
+  digest: string;
+  status: number;
+  body: string | null;
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
+export interface IdempotencyPort {
+  getIdempotency(principalId: string, key: string): IdempotencyRecord | undefined;
+  putIdempotency(record: IdempotencyRecord): void;
+  /** Removes records created before `before` (epoch ms); answers how many. */
+  expireIdempotency(before: number): number;
+}
+
+/** Reads of the inventory the ownership rules need. */
+export interface InventoryReadPort {
   getIommu(): Iommu;
-  setIommu(iommu: Iommu): void;
-  listGroups(): GroupRecord[];
   getGroup(id: number): GroupRecord | undefined;
-  insertGroup(group: GroupRecord): void;
-  deleteGroup(id: number): void;
-  listDevices(): Device[];
   getDevice(id: string): Device | undefined;
   devicesInGroup(groupId: number): Device[];
   childrenOf(deviceId: string): Device[];
+}
+
+export interface InventoryPort extends InventoryReadPort {
+  /** False until a topology was first loaded into this database. */
+  hasTopology(): boolean;
+  setIommu(iommu: Iommu): void;
+  listGroups(): GroupRecord[];
+  insertGroup(group: GroupRecord): void;
+  /** Replaces a group's kind, domain type and warnings (a rescan). */
+  updateGroup(group: GroupRecord): void;
+  deleteGroup(id: number): void;
+  /** Findings about the host as a whole, from the last load of a real host. */
+  getHostWarnings(): HostWarning[];
+  setHostWarnings(warnings: readonly HostWarning[]): void;
+  listDevices(): Device[];
   insertDevice(device: Device): void;
+  /** Replaces every field of an existing device (a rescan). */
+  updateDevice(device: Device): void;
   deleteDevice(id: string): void;
   setDriver(id: string, driver: string): void;
   /** Drops every group and device (an import in replace mode). */
@@ -87,55 +154,77 @@ export type MappingRowSink = (
   pagesWritable: boolean,
 ) => void;
 
-/**
- * Write-through persistence of the allocator: the core changes its in-memory index and calls these
- * in the same synchronous step, inside one transaction.
- */
-export interface AllocatorPort {
-  insertContext(c: Context): void;
+/** Write-through persistence of contexts. */
+export interface ContextPort {
+  insertContext(c: ContextRecord): void;
   setContextLease(id: string, leaseSeconds: number | null, expiresAt: number | null): void;
   deleteContext(id: string): void;
+  listContexts(): ContextRecord[];
+}
+
+/**
+ * Write-through persistence of address spaces and their mappings: the core changes its in-memory
+ * index and calls these in the same synchronous step, inside one transaction.
+ */
+export interface IoasPort {
   insertIoas(ioas: StoredIoas): void;
   setAllowedRanges(ioasId: number, ranges: Range[]): void;
+  /** Deletes the ioas row and any mapping rows left on it. */
   deleteIoas(id: number): void;
+  listIoas(): StoredIoas[];
+}
+
+export interface MappingPort {
   insertMapping(ioasId: number, m: Mapping): void;
   deleteMapping(ioasId: number, iova: bigint): void;
-  /** Everything, for the start-up rebuild: mappings come sorted by (ioas, iova). */
-  loadAllocator(): {
-    contexts: Context[];
-    ioas: StoredIoas[];
-    /** Calls `sink` for every mapping, sorted by (ioas, iova). */
-    eachMapping(sink: MappingRowSink): void;
-  };
+  /** Calls `sink` for every mapping, sorted by (ioas, iova): the start-up rebuild. */
+  eachMapping(sink: MappingRowSink): void;
 }
 
 export type StoredHwpt = HwptRecord;
 
-/** Write-through persistence of group holds, device opens, bindings, PASID attachments and hwpts. */
-export interface OwnershipPort {
+export interface HwptPort {
+  insertHwpt(h: StoredHwpt): void;
+  deleteHwpt(id: number): void;
+  listHwpts(): StoredHwpt[];
+}
+
+/** group-first holds: open groups (maybe in a container) and their opened devices. */
+export interface GroupHoldPort {
   putGroupHold(groupId: number, contextId: string, ioasId: number | null): void;
   deleteGroupHold(groupId: number): void;
   putDeviceOpen(deviceId: string, groupId: number, count: number): void;
   deleteDeviceOpen(deviceId: string): void;
-  insertHwpt(h: StoredHwpt): void;
-  deleteHwpt(id: number): void;
+  listGroupHolds(): { groupId: number; contextId: string; ioasId: number | null }[];
+  listDeviceOpens(): { deviceId: string; groupId: number; count: number }[];
+}
+
+/** device-first holds: bindings with their attachment, and PASID attachments. */
+export interface BindingPort {
   putBinding(deviceId: string, contextId: string, hwptId: number | null, accessIoasId: number | null): void;
   deleteBinding(deviceId: string): void;
   putPasid(deviceId: string, pasid: number, hwptId: number): void;
   deletePasid(deviceId: string, pasid: number): void;
-  loadOwnership(): {
-    groupHolds: { groupId: number; contextId: string; ioasId: number | null }[];
-    deviceOpens: { deviceId: string; groupId: number; count: number }[];
-    hwpts: StoredHwpt[];
-    bindings: { deviceId: string; contextId: string; hwptId: number | null; accessIoasId: number | null }[];
-    pasids: { deviceId: string; pasid: number; hwptId: number }[];
-  };
+  listBindings(): { deviceId: string; contextId: string; hwptId: number | null; accessIoasId: number | null }[];
+  listPasids(): { deviceId: string; pasid: number; hwptId: number }[];
 }
 
-export interface Store extends InventoryPort, PrincipalPort, SystemPort, AuditPort, AllocatorPort, OwnershipPort {
-  /** Runs fn atomically: everything it wrote commits together, or nothing does when it throws. */
-  transaction<T>(fn: () => T): T;
-}
+/** Every port: what a whole store provides (src/store/sqlite-store.ts, or a fake in tests). */
+export interface Store
+  extends TxPort,
+    EventPort,
+    EventLogPort,
+    IdempotencyPort,
+    InventoryPort,
+    PrincipalPort,
+    SystemPort,
+    AuditPort,
+    ContextPort,
+    IoasPort,
+    MappingPort,
+    HwptPort,
+    GroupHoldPort,
+    BindingPort {}
 
 /** Sources of randomness, injected so the core stays deterministic under test. */
 export interface Secrets {

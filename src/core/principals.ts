@@ -1,6 +1,8 @@
 import { fail } from './errors.js';
+import type { CoreEvent } from './events.js';
 import type { Principal, Quotas, Role } from './model.js';
-import type { Secrets, Store } from './ports.js';
+import type { PrincipalPort, Secrets } from './ports.js';
+import type { Tx } from './tx.js';
 import { U64_MAX } from './u64.js';
 
 /** Defaults for a principal created without quotas: VFIO's default of 65535 DMA entries per container. */
@@ -9,6 +11,7 @@ export const DEFAULT_QUOTAS: Quotas = {
   maxMappings: 65535,
   maxPinnedBytes: U64_MAX,
   maxPasids: 1024,
+  maxContexts: 1024,
 };
 
 export interface NewPrincipal {
@@ -32,7 +35,8 @@ export const BOOTSTRAP_ADMIN_ID = 'admin';
 
 export class Principals {
   constructor(
-    private readonly store: Store,
+    private readonly store: PrincipalPort,
+    private readonly tx: Tx,
     private readonly secrets: Secrets,
     /** Releases what the principal holds (its contexts) inside the delete's transaction. */
     private readonly releaseHoldings: (principalId: string) => void = () => {},
@@ -54,7 +58,8 @@ export class Principals {
   }
 
   create(input: NewPrincipal, actor: string | null, now: string): { principal: Principal; token: string } {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       if (this.store.principalNameTaken(input.name)) fail('EEXIST', `a principal named ${input.name} already exists`);
       const { token, hash } = this.secrets.newToken();
       const principal: Principal = {
@@ -66,13 +71,16 @@ export class Principals {
         createdAt: now,
       };
       this.store.insertPrincipal({ ...principal, tokenHash: hash });
-      this.store.audit({ actor, action: 'principal.create', target: `principal:${principal.id}`, detail: { name: principal.name, role: principal.role } });
+      this.tx.emit(principalEvent('principal.created', principal.id));
       return { principal, token };
-    });
+      },
+      { actor, action: 'principal.create', target: (r) => `principal:${r.principal.id}`, detail: (r: { principal: Principal }) => ({ name: r.principal.name, role: r.principal.role }) },
+    );
   }
 
   update(id: string, patch: PrincipalPatch, actor: string | null): { principal: Principal; token?: string } {
-    return this.store.transaction(() => {
+    return this.tx.run(
+      () => {
       const current = this.get(id);
       if (patch.name !== undefined && this.store.principalNameTaken(patch.name, id)) {
         fail('EEXIST', `a principal named ${patch.name} already exists`);
@@ -88,20 +96,27 @@ export class Principals {
         quotas: { ...current.quotas, ...patch.quotas },
       };
       this.store.updatePrincipal(principal);
+      this.tx.emit(principalEvent('principal.updated', id));
       let token: string | undefined;
       if (patch.rotateToken) {
         const issued = this.secrets.newToken();
         this.store.setTokenHash(id, issued.hash);
         token = issued.token;
       }
-      const changed = Object.keys(patch).filter((k) => k !== 'rotateToken');
-      this.store.audit({ actor, action: 'principal.update', target: `principal:${id}`, detail: { changed, rotatedToken: token !== undefined } });
       return token === undefined ? { principal } : { principal, token };
-    });
+      },
+      {
+        actor,
+        action: 'principal.update',
+        target: `principal:${id}`,
+        detail: (r: { token?: string }) => ({ changed: Object.keys(patch).filter((k) => k !== 'rotateToken'), rotatedToken: r.token !== undefined }),
+      },
+    );
   }
 
   delete(id: string, actor: string | null): void {
-    this.store.transaction(() => {
+    this.tx.run(
+      () => {
       const current = this.get(id);
       if (id === actor) fail('EBUSY', 'a principal cannot delete itself', { blockers: [{ kind: 'principal', id, reason: 'the caller' }] });
       if (current.role === 'admin' && this.store.countAdmins() === 1) {
@@ -109,8 +124,10 @@ export class Principals {
       }
       this.releaseHoldings(id);
       this.store.deletePrincipal(id);
-      this.store.audit({ actor, action: 'principal.delete', target: `principal:${id}` });
-    });
+      this.tx.emit({ ...principalEvent('principal.deleted', id), gone: true });
+      },
+      { actor, action: 'principal.delete', target: `principal:${id}` },
+    );
   }
 
   /**
@@ -119,28 +136,33 @@ export class Principals {
    * Returns the new token when one was generated (the caller writes it to admin.token).
    */
   ensureBootstrapAdmin(fixedToken: string | undefined, now: string): { created: boolean; token?: string } {
-    return this.store.transaction(() => {
-      const existing = this.store.getPrincipal(BOOTSTRAP_ADMIN_ID);
-      if (existing) {
-        if (fixedToken !== undefined) this.store.setTokenHash(BOOTSTRAP_ADMIN_ID, this.secrets.hashToken(fixedToken));
-        return { created: false };
-      }
-      // The bootstrap admin was deleted on purpose while other admins remain: do not bring it back.
-      if (this.store.countAdmins() > 0) return { created: false };
-      const issued = fixedToken === undefined ? this.secrets.newToken() : { token: fixedToken, hash: this.secrets.hashToken(fixedToken) };
-      this.store.insertPrincipal({
-        id: BOOTSTRAP_ADMIN_ID,
-        name: 'admin',
-        role: 'admin',
-        clearances: [],
-        quotas: DEFAULT_QUOTAS,
-        createdAt: now,
-        tokenHash: issued.hash,
-      });
-      this.store.audit({ actor: null, action: 'principal.bootstrap', target: `principal:${BOOTSTRAP_ADMIN_ID}` });
-      return fixedToken === undefined ? { created: true, token: issued.token } : { created: true };
-    });
+    const existing = this.store.getPrincipal(BOOTSTRAP_ADMIN_ID);
+    if (existing) {
+      if (fixedToken !== undefined) this.tx.run(() => this.store.setTokenHash(BOOTSTRAP_ADMIN_ID, this.secrets.hashToken(fixedToken)));
+      return { created: false };
+    }
+    // The bootstrap admin was deleted on purpose while other admins remain: do not bring it back.
+    if (this.store.countAdmins() > 0) return { created: false };
+    const issued = fixedToken === undefined ? this.secrets.newToken() : { token: fixedToken, hash: this.secrets.hashToken(fixedToken) };
+    this.tx.run(
+      () =>
+        this.store.insertPrincipal({
+          id: BOOTSTRAP_ADMIN_ID,
+          name: 'admin',
+          role: 'admin',
+          clearances: [],
+          quotas: DEFAULT_QUOTAS,
+          createdAt: now,
+          tokenHash: issued.hash,
+        }),
+      { actor: null, action: 'principal.bootstrap', target: `principal:${BOOTSTRAP_ADMIN_ID}` },
+    );
+    return fixedToken === undefined ? { created: true, token: issued.token } : { created: true };
   }
+}
+
+function principalEvent(type: string, id: string): CoreEvent {
+  return { type, object: { kind: 'principal', id }, scope: 'admin', principalId: null, contextId: null };
 }
 
 function uniqueSorted(labels: string[]): string[] {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Caller } from '../core/allocator.js';
+import type { Caller } from '../core/caller.js';
 import type { Principal } from '../core/model.js';
 import { problem, sendProblem } from './errors.js';
 

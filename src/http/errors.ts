@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { IoasdError, type FieldProblem } from '../core/errors.js';
 import { errnoOfIssues } from '../schemas/problems.js';
-import { HttpRefusal, WIRE_ERRNOS, type WireErrno } from './errnos.js';
+import { statusOf, titleOf, type WireErrno } from './errno-status.js';
 import type { Problem } from './schemas/problem.js';
 
 const PROBLEM_TYPE = 'application/problem+json';
@@ -16,6 +16,22 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; detail: string }> 
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, detail: 'content-length does not match the body' },
 };
 
+/**
+ * A refusal decided by the HTTP layer itself (a limit, a media type, a method), with the status it
+ * answers and the errno clients match on. The error handler turns it into problem+json.
+ */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly errno: WireErrno,
+    detail: string,
+    readonly problems?: { path: string; message: string }[],
+  ) {
+    super(detail);
+    this.name = 'HttpRefusal';
+  }
+}
+
 export function problem(
   request: FastifyRequest,
   errno: WireErrno,
@@ -24,8 +40,8 @@ export function problem(
 ): Problem {
   const p: Problem = {
     type: `urn:ioasd:errno:${errno}`,
-    title: WIRE_ERRNOS[errno].title,
-    status: extra.status ?? WIRE_ERRNOS[errno].status,
+    title: titleOf(errno),
+    status: extra.status ?? statusOf(errno),
     detail,
     errno,
     instance: request.url,

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { problem, sendProblem } from './errors.js';
-import { WIRE_ERRNOS, type WireErrno } from './errnos.js';
+import { titleOf, type WireErrno } from './errno-status.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMethodRouting } from './methods.js';
 import { registerQueryParamRule } from './query-params.js';
@@ -91,7 +91,7 @@ function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: Fa
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Counts a refusal answered outside any route (set by http/metrics.ts). */
+    /** Counts a refusal answered outside any route (set by http/plugins/metrics.ts). */
     countRawRefusal?: (errno: WireErrno) => void;
   }
 }
@@ -117,7 +117,7 @@ function answerClientError(app: FastifyInstance, err: Error & { code?: string; r
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ type: `urn:ioasd:errno:${errno}`, title: WIRE_ERRNOS[errno].title, status, detail, errno });
+  const body = JSON.stringify({ type: `urn:ioasd:errno:${errno}`, title: titleOf(errno), status, detail, errno });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { HttpRefusal } from './errnos.js';
+import { HttpRefusal } from './errors.js';
 
 /**
  * The one body parser: JSON in UTF-8, nested at most `maxDepth` levels. Anything else is refused

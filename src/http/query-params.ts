@@ -1,6 +1,6 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
-import { HttpRefusal } from './errnos.js';
+import { HttpRefusal } from './errors.js';
 
 /**
  * Unknown query parameters are 400 EINVAL naming each (SPEC 10): a misspelt `dryrun` must never run

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Domain, Range } from '../../src/core/model.js';
-import { coreFixture, errnoOf, MOCK_DOMAIN, P, U64_MAX, type CoreFixture } from './fixture.js';
+import { coreFixture, errnoOf, MOCK_DOMAIN, P, U64_MAX, type CoreFixture, type StoreKind } from './fixture.js';
 
 /**
  * Random sequences of map / unmap / copy / allowed-ranges against a deliberately simple reference
@@ -248,19 +248,19 @@ function refRun(spaces: RefSpace[], o: Op): unknown {
 }
 
 function realRun(f: CoreFixture, ids: number[], o: Op): unknown {
-  const a = f.allocator;
+  const a = f.core;
   const who = f.alice;
   switch (o.k) {
     case 'map':
-      return a.map(who, ids[o.s]!, { iova: o.iova, length: o.length, userAddress: o.ua, read: o.read, write: o.write }).iova;
+      return a.mappings.map(who, ids[o.s]!, { iova: o.iova, length: o.length, userAddress: o.ua, read: o.read, write: o.write }).iova;
     case 'unmap':
-      return a.unmap(who, ids[o.s]!, { iova: o.iova, length: o.length });
+      return a.mappings.unmap(who, ids[o.s]!, { iova: o.iova, length: o.length });
     case 'unmapAll':
-      return a.unmap(who, ids[o.s]!, { all: true });
+      return a.mappings.unmap(who, ids[o.s]!, { all: true });
     case 'copy':
-      return a.copy(who, ids[o.dst]!, { srcIoasId: ids[o.src]!, srcIova: o.srcIova, length: o.length, dstIova: o.dstIova, read: true, write: o.write })[0]!.iova;
+      return a.mappings.copy(who, ids[o.dst]!, { srcIoasId: ids[o.src]!, srcIova: o.srcIova, length: o.length, dstIova: o.dstIova, read: true, write: o.write })[0]!.iova;
     case 'allow':
-      return a.setAllowedRanges(who, ids[o.s]!, o.ranges).length;
+      return a.mappings.setAllowedRanges(who, ids[o.s]!, o.ranges).length;
     case 'restart':
       f.restart();
       return null;
@@ -279,17 +279,17 @@ function outcome(fn: () => unknown): unknown {
   }
 }
 
-function check(domain: Domain | null, ops: Op[]): void {
-  const f = coreFixture('device-first');
-  const ctx = f.allocator.createContext(f.alice, {});
-  const ids = [f.allocator.createIoas(f.alice, ctx.id).id, f.allocator.createIoas(f.alice, ctx.id).id];
-  if (domain) for (const id of ids) f.allocator.getIoas(f.alice, id).addDomain(domain);
+function check(domain: Domain | null, ops: Op[], kind: StoreKind = 'sqlite'): void {
+  const f = coreFixture('device-first', ':memory:', undefined, kind);
+  const ctx = f.core.contexts.create(f.alice, {});
+  const ids = [f.core.ioas.create(f.alice, ctx.id).id, f.core.ioas.create(f.alice, ctx.id).id];
+  if (domain) for (const id of ids) f.core.ioas.get(f.alice, id).addDomain(domain);
   const ref = [new RefSpace(domain), new RefSpace(domain)];
   pinned.clear();
   const pagesIds = new Map<number, number>(); // real pages id -> reference pages id, matched on first sight
   const state = () =>
     ids.map((id) =>
-      [...f.allocator.getIoas(f.alice, id).mappings.from()].map((m) => {
+      [...f.core.ioas.get(f.alice, id).mappings.from()].map((m) => {
         if (!pagesIds.has(m.pages.id)) pagesIds.set(m.pages.id, pagesIds.size);
         return { iova: m.iova, last: m.last, ua: m.userAddress, read: m.read, write: m.write, writable: m.pages.writable, pages: pagesIds.get(m.pages.id)! };
       }),
@@ -308,16 +308,17 @@ function check(domain: Domain | null, ops: Op[]): void {
     const want = outcome(() => refRun(ref, o));
     const got = outcome(() => realRun(f, ids, o));
     expect(got, `step ${step}: ${JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`).toEqual(want);
-    if (o.k === 'restart' && domain) for (const id of ids) f.allocator.getIoas(f.alice, id).addDomain(domain);
+    if (o.k === 'restart' && domain) for (const id of ids) f.core.ioas.get(f.alice, id).addDomain(domain);
   });
   expect(state()).toEqual(refState());
-  expect(f.allocator.usageFor('alice').pinnedBytes).toBe(charged(ref));
+  expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(charged(ref));
   f.restart();
   pagesIds.clear();
   expect(state()).toEqual(refState());
-  expect(f.allocator.usageFor('alice').pinnedBytes).toBe(charged(ref));
-  ids.forEach((id, i) => expect(f.allocator.getIoas(f.alice, id).allowed).toEqual(ref[i]!.allowed));
-  for (const id of ids) f.allocator.getIoas(f.alice, id).mappings.checkInvariants();
+  expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(charged(ref));
+  ids.forEach((id, i) => expect(f.core.ioas.get(f.alice, id).allowed).toEqual(ref[i]!.allowed));
+  for (const id of ids) f.core.ioas.get(f.alice, id).mappings.checkInvariants();
+  expect(f.check()).toMatchObject({ ok: true, violations: [] });
 }
 
 describe('allocator against a reference model (iommufd rules)', () => {
@@ -327,5 +328,15 @@ describe('allocator against a reference model (iommufd rules)', () => {
 
   it('a mock domain: 2 KiB alignment and an aperture', () => {
     fc.assert(fc.property(arbOps(MOCK_DOMAIN.aperture.start - 8n * P, 64n * P), (ops) => check(MOCK_DOMAIN, ops)), { numRuns: 300 });
+  });
+});
+
+describe('the same reference model on the in-memory fake of the ports (the ports are all the core needs)', () => {
+  it('no domain', () => {
+    fc.assert(fc.property(arbOps(0n, 64n * P), (ops) => check(null, ops, 'memory')), { numRuns: 100 });
+  });
+
+  it('a mock domain', () => {
+    fc.assert(fc.property(arbOps(MOCK_DOMAIN.aperture.start - 8n * P, 64n * P), (ops) => check(MOCK_DOMAIN, ops, 'memory')), { numRuns: 100 });
   });
 });

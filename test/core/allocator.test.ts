@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IoasidAllocator } from '../../src/core/ioasid.js';
+import type { CoreObject } from '../../src/core/model.js';
 import { coreFixture, errnoOf, P, U64_MAX, type CoreFixture } from './fixture.js';
 
 const rw = { read: true, write: true };
@@ -16,9 +17,9 @@ function fileFixture(): { path: string; f: CoreFixture } {
   const path = join(dir, 'ioasd.db');
   return { path, f: coreFixture('device-first', path) };
 }
-const count = (f: CoreFixture, table: string) => f.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+const count = (f: CoreFixture, table: string) => f.db!.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
 /** Pinned pages still referenced by some mapping. */
-const pagesLeft = (f: CoreFixture) => f.db.prepare('SELECT count(DISTINCT pages_id) FROM mappings').pluck().get() as number;
+const pagesLeft = (f: CoreFixture) => f.db!.prepare('SELECT count(DISTINCT pages_id) FROM mappings').pluck().get() as number;
 
 describe('IOASIDs', () => {
   it('are allocated lowest-free from the range, never 0, and reused after free', () => {
@@ -41,141 +42,143 @@ describe('IOASIDs', () => {
 
   it('a configured range is honoured by ioas creation, ENOSPC past it', () => {
     const f = coreFixture('device-first', ':memory:', { min: 100, max: 101 });
-    const ctx = f.allocator.createContext(f.alice, {});
-    expect([f.allocator.createIoas(f.alice, ctx.id).id, f.allocator.createIoas(f.alice, ctx.id).id]).toEqual([100, 101]);
-    expect(errnoOf(() => f.allocator.createIoas(f.alice, ctx.id))).toBe('ENOSPC');
-    f.allocator.destroyIoas(f.alice, 100);
-    expect(f.allocator.createIoas(f.alice, ctx.id).id).toBe(100);
+    const ctx = f.core.contexts.create(f.alice, {});
+    expect([f.core.ioas.create(f.alice, ctx.id).id, f.core.ioas.create(f.alice, ctx.id).id]).toEqual([100, 101]);
+    expect(errnoOf(() => f.core.ioas.create(f.alice, ctx.id))).toBe('ENOSPC');
+    f.core.ioas.destroy(f.alice, 100);
+    expect(f.core.ioas.create(f.alice, ctx.id).id).toBe(100);
   });
 });
 
 describe('contexts and address spaces', () => {
   it('belong to their principal: another principal gets ENOENT as if they did not exist', () => {
     const f = coreFixture();
-    const ctx = f.allocator.createContext(f.alice, { name: 'vm' });
-    const ioas = f.allocator.createIoas(f.alice, ctx.id);
-    expect(errnoOf(() => f.allocator.getContext(f.bob, ctx.id))).toBe('ENOENT');
-    expect(errnoOf(() => f.allocator.createIoas(f.bob, ctx.id))).toBe('ENOENT');
-    expect(errnoOf(() => f.allocator.getIoas(f.bob, ioas.id))).toBe('ENOENT');
-    expect(errnoOf(() => f.allocator.destroyIoas(f.bob, ioas.id))).toBe('ENOENT');
-    expect(f.allocator.listContexts(f.bob)).toEqual([]);
-    expect(f.allocator.listContexts({ id: 'root', role: 'admin' }).map((c) => c.id)).toEqual([ctx.id]);
+    const ctx = f.core.contexts.create(f.alice, { name: 'vm' });
+    const ioas = f.core.ioas.create(f.alice, ctx.id);
+    expect(errnoOf(() => f.core.contexts.get(f.bob, ctx.id))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.ioas.create(f.bob, ctx.id))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.ioas.get(f.bob, ioas.id))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.ioas.destroy(f.bob, ioas.id))).toBe('ENOENT');
+    expect(f.core.contexts.list(f.bob)).toEqual([]);
+    expect(f.core.contexts.list({ id: 'root', role: 'admin' }).map((c) => c.id)).toEqual([ctx.id]);
   });
 
   it('an ioas with mappings can be destroyed; one in use is EBUSY naming its users', () => {
     const f = coreFixture();
-    const ctx = f.allocator.createContext(f.alice, {});
-    const ioas = f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.map(f.alice, ioas.id, { iova: P, length: P, userAddress: 0n, ...rw });
-    f.allocator.hold(ioas.id, 'hwpt 7');
+    const ctx = f.core.contexts.create(f.alice, {});
+    const ioas = f.core.ioas.create(f.alice, ctx.id);
+    f.core.mappings.map(f.alice, ioas.id, { iova: P, length: P, userAddress: 0n, ...rw });
+    // Something holding the ioas, as a hwpt on it would: a typed reference in the object table.
+    const holder: CoreObject = { type: 'hwpt', id: 7, contextId: ctx.id, principalId: 'alice', users: new Set() };
+    f.core.objects.use(holder, ioas);
     const busy = (() => {
       try {
-        f.allocator.destroyIoas(f.alice, ioas.id);
+        f.core.ioas.destroy(f.alice, ioas.id);
       } catch (e) {
         return e as { errno: string; blockers: unknown[] };
       }
     })();
     expect(busy?.errno).toBe('EBUSY');
     expect(busy?.blockers).toEqual([{ kind: 'hwpt', id: '7', reason: `uses ioas ${ioas.id}`, owner: ctx.id }]);
-    f.allocator.unhold(ioas.id, 'hwpt 7');
-    f.allocator.destroyIoas(f.alice, ioas.id);
+    f.core.objects.unuse(holder, ioas);
+    f.core.ioas.destroy(f.alice, ioas.id);
     expect(count(f, 'mappings')).toBe(0);
     expect(pagesLeft(f)).toBe(0);
-    expect(f.allocator.usageFor('alice')).toEqual({ ioas: 0, mappings: 0, pinnedBytes: 0n });
+    expect(f.core.quotas.usageFor('alice')).toEqual({ ioas: 0, mappings: 0, pinnedBytes: 0n });
   });
 
   it('deleting a context frees everything it holds in one go', () => {
     const f = coreFixture();
-    const ctx = f.allocator.createContext(f.alice, {});
-    const keep = f.allocator.createContext(f.alice, {});
+    const ctx = f.core.contexts.create(f.alice, {});
+    const keep = f.core.contexts.create(f.alice, {});
     for (let i = 0; i < 3; i++) {
-      const ioas = f.allocator.createIoas(f.alice, ctx.id);
-      f.allocator.mapBatch(f.alice, ioas.id, [1n, 2n, 3n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw })));
+      const ioas = f.core.ioas.create(f.alice, ctx.id);
+      f.core.mappings.mapBatch(f.alice, ioas.id, [1n, 2n, 3n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw })));
     }
-    const kept = f.allocator.createIoas(f.alice, keep.id);
-    f.allocator.map(f.alice, kept.id, { iova: P, length: P, userAddress: 0n, ...rw });
-    f.allocator.deleteContext(f.alice, ctx.id);
+    const kept = f.core.ioas.create(f.alice, keep.id);
+    f.core.mappings.map(f.alice, kept.id, { iova: P, length: P, userAddress: 0n, ...rw });
+    f.core.contexts.delete(f.alice, ctx.id);
     expect(count(f, 'ioas')).toBe(1);
     expect(count(f, 'mappings')).toBe(1);
     expect(count(f, 'contexts')).toBe(1);
-    expect(f.allocator.usageFor('alice')).toEqual({ ioas: 1, mappings: 1, pinnedBytes: P });
-    expect(errnoOf(() => f.allocator.getContext(f.alice, ctx.id))).toBe('ENOENT');
+    expect(f.core.quotas.usageFor('alice')).toEqual({ ioas: 1, mappings: 1, pinnedBytes: P });
+    expect(errnoOf(() => f.core.contexts.get(f.alice, ctx.id))).toBe('ENOENT');
   });
 
   it('a lease that runs out releases the context like a delete; renew extends it', () => {
     const f = coreFixture();
-    const leased = f.allocator.createContext(f.alice, { leaseSeconds: 10 });
-    const ioas = f.allocator.createIoas(f.alice, leased.id);
-    f.allocator.map(f.alice, ioas.id, { iova: P, length: P, userAddress: 0n, ...rw });
+    const leased = f.core.contexts.create(f.alice, { leaseSeconds: 10 });
+    const ioas = f.core.ioas.create(f.alice, leased.id);
+    f.core.mappings.map(f.alice, ioas.id, { iova: P, length: P, userAddress: 0n, ...rw });
     f.clock.now += 8_000;
-    expect(f.allocator.reapExpired()).toEqual([]);
-    f.allocator.renewContext(f.alice, leased.id);
+    expect(f.core.contexts.reapExpired()).toEqual([]);
+    f.core.contexts.renew(f.alice, leased.id);
     f.clock.now += 8_000;
-    expect(f.allocator.reapExpired()).toEqual([]);
+    expect(f.core.contexts.reapExpired()).toEqual([]);
     f.clock.now += 2_001;
-    expect(f.allocator.reapExpired()).toEqual([leased.id]);
+    expect(f.core.contexts.reapExpired()).toEqual([leased.id]);
     expect(count(f, 'mappings')).toBe(0);
-    expect(f.allocator.usageFor('alice').pinnedBytes).toBe(0n);
+    expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(0n);
   });
 
   it('renew without a lease is EINVAL unless a lease is given', () => {
     const f = coreFixture();
-    const ctx = f.allocator.createContext(f.alice, {});
-    expect(errnoOf(() => f.allocator.renewContext(f.alice, ctx.id))).toBe('EINVAL');
-    expect(f.allocator.renewContext(f.alice, ctx.id, 30).expiresAt).toBe(f.clock.now + 30_000);
+    const ctx = f.core.contexts.create(f.alice, {});
+    expect(errnoOf(() => f.core.contexts.renew(f.alice, ctx.id))).toBe('EINVAL');
+    expect(f.core.contexts.renew(f.alice, ctx.id, 30).expiresAt).toBe(f.clock.now + 30_000);
   });
 
   it('a lease that ran out while the server was down is released at start-up', () => {
     const { f } = fileFixture();
-    const ctx = f.allocator.createContext(f.alice, { leaseSeconds: 5 });
-    f.allocator.createIoas(f.alice, ctx.id);
+    const ctx = f.core.contexts.create(f.alice, { leaseSeconds: 5 });
+    f.core.ioas.create(f.alice, ctx.id);
     f.clock.now += 60_000;
     const restarted = f.restart();
-    expect(restarted.reapExpired()).toEqual([ctx.id]);
+    expect(restarted.contexts.reapExpired()).toEqual([ctx.id]);
     expect(count(f, 'ioas')).toBe(0);
   });
 });
 
 describe('quotas', () => {
   const quota = (f: CoreFixture, q: Partial<{ maxIoas: number; maxMappings: number; maxPinnedBytes: bigint }>) =>
-    f.quotas.set('alice', { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: U64_MAX, maxPasids: 1024, ...q });
+    f.quotas.set('alice', { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: U64_MAX, maxPasids: 1024, maxContexts: 1024, ...q });
 
   it('maxIoas: ENOSPC past it', () => {
     const f = coreFixture();
     quota(f, { maxIoas: 2 });
-    const ctx = f.allocator.createContext(f.alice, {});
-    f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.createIoas(f.alice, ctx.id);
-    expect(errnoOf(() => f.allocator.createIoas(f.alice, ctx.id))).toBe('ENOSPC');
+    const ctx = f.core.contexts.create(f.alice, {});
+    f.core.ioas.create(f.alice, ctx.id);
+    f.core.ioas.create(f.alice, ctx.id);
+    expect(errnoOf(() => f.core.ioas.create(f.alice, ctx.id))).toBe('ENOSPC');
   });
 
   it('maxMappings: ENOSPC past it, across all of the principal\'s address spaces; a batch is all or nothing', () => {
     const f = coreFixture();
     quota(f, { maxMappings: 3 });
-    const ctx = f.allocator.createContext(f.alice, {});
-    const a = f.allocator.createIoas(f.alice, ctx.id);
-    const b = f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.map(f.alice, a.id, { iova: P, length: P, userAddress: 0n, ...rw });
-    expect(errnoOf(() => f.allocator.mapBatch(f.alice, b.id, [1n, 2n, 3n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw }))))).toBe('ENOSPC');
+    const ctx = f.core.contexts.create(f.alice, {});
+    const a = f.core.ioas.create(f.alice, ctx.id);
+    const b = f.core.ioas.create(f.alice, ctx.id);
+    f.core.mappings.map(f.alice, a.id, { iova: P, length: P, userAddress: 0n, ...rw });
+    expect(errnoOf(() => f.core.mappings.mapBatch(f.alice, b.id, [1n, 2n, 3n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw }))))).toBe('ENOSPC');
     expect(b.mappings.size).toBe(0);
     expect(count(f, 'mappings')).toBe(1);
-    f.allocator.mapBatch(f.alice, b.id, [1n, 2n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw })));
-    expect(errnoOf(() => f.allocator.map(f.alice, a.id, { iova: 9n * P, length: P, userAddress: 0n, ...rw }))).toBe('ENOSPC');
+    f.core.mappings.mapBatch(f.alice, b.id, [1n, 2n].map((k) => ({ iova: k * P, length: P, userAddress: 0n, ...rw })));
+    expect(errnoOf(() => f.core.mappings.map(f.alice, a.id, { iova: 9n * P, length: P, userAddress: 0n, ...rw }))).toBe('ENOSPC');
   });
 
   it('maxPinnedBytes: ENOMEM past it; a copy shares its source\'s charge, released with the last mapping', () => {
     const f = coreFixture();
     quota(f, { maxPinnedBytes: 4n * P });
-    const ctx = f.allocator.createContext(f.alice, {});
-    const a = f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.map(f.alice, a.id, { iova: P, length: 3n * P, userAddress: 0n, ...rw });
-    expect(errnoOf(() => f.allocator.map(f.alice, a.id, { iova: 8n * P, length: 2n * P, userAddress: 0n, ...rw }))).toBe('ENOMEM');
-    f.allocator.copy(f.alice, a.id, { srcIoasId: a.id, srcIova: P, length: 3n * P, dstIova: 16n * P, ...rw });
-    expect(f.allocator.usageFor('alice').pinnedBytes).toBe(3n * P);
-    f.allocator.unmap(f.alice, a.id, { iova: P, length: 3n * P });
-    expect(f.allocator.usageFor('alice').pinnedBytes).toBe(3n * P); // the copy still holds the pages
-    f.allocator.unmap(f.alice, a.id, { all: true });
-    expect(f.allocator.usageFor('alice').pinnedBytes).toBe(0n);
+    const ctx = f.core.contexts.create(f.alice, {});
+    const a = f.core.ioas.create(f.alice, ctx.id);
+    f.core.mappings.map(f.alice, a.id, { iova: P, length: 3n * P, userAddress: 0n, ...rw });
+    expect(errnoOf(() => f.core.mappings.map(f.alice, a.id, { iova: 8n * P, length: 2n * P, userAddress: 0n, ...rw }))).toBe('ENOMEM');
+    f.core.mappings.copy(f.alice, a.id, { srcIoasId: a.id, srcIova: P, length: 3n * P, dstIova: 16n * P, ...rw });
+    expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(3n * P);
+    f.core.mappings.unmap(f.alice, a.id, { iova: P, length: 3n * P });
+    expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(3n * P); // the copy still holds the pages
+    f.core.mappings.unmap(f.alice, a.id, { all: true });
+    expect(f.core.quotas.usageFor('alice').pinnedBytes).toBe(0n);
     expect(pagesLeft(f)).toBe(0);
   });
 });
@@ -183,35 +186,35 @@ describe('quotas', () => {
 describe('persistence', () => {
   it('rebuilds every address space, id, charge and allowed range from the database', () => {
     const { f } = fileFixture();
-    const ctx = f.allocator.createContext(f.alice, { name: 'vm' });
-    const a = f.allocator.createIoas(f.alice, ctx.id);
-    const b = f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.setAllowedRanges(f.alice, a.id, [{ start: 0x100000n, last: 0xffffffn }]);
-    f.allocator.map(f.alice, a.id, { iova: U64_MAX - P, length: P, userAddress: 1n << 63n, read: true, write: false });
-    f.allocator.map(f.alice, a.id, { length: 0x3000n, userAddress: 0x7f0000000000n, ...rw });
-    f.allocator.copy(f.alice, b.id, { srcIoasId: a.id, srcIova: U64_MAX - P, length: P, dstIova: 0n, read: true, write: false });
-    f.allocator.destroyIoas(f.alice, b.id);
+    const ctx = f.core.contexts.create(f.alice, { name: 'vm' });
+    const a = f.core.ioas.create(f.alice, ctx.id);
+    const b = f.core.ioas.create(f.alice, ctx.id);
+    f.core.mappings.setAllowedRanges(f.alice, a.id, [{ start: 0x100000n, last: 0xffffffn }]);
+    f.core.mappings.map(f.alice, a.id, { iova: U64_MAX - P, length: P, userAddress: 1n << 63n, read: true, write: false });
+    f.core.mappings.map(f.alice, a.id, { length: 0x3000n, userAddress: 0x7f0000000000n, ...rw });
+    f.core.mappings.copy(f.alice, b.id, { srcIoasId: a.id, srcIova: U64_MAX - P, length: P, dstIova: 0n, read: true, write: false });
+    f.core.ioas.destroy(f.alice, b.id);
     const before = [...a.mappings.from()].map((m) => ({ ...m, pages: m.pages.id }));
-    const usage = f.allocator.usageFor('alice');
+    const usage = f.core.quotas.usageFor('alice');
 
     const r = f.restart();
-    const again = r.getIoas(f.alice, a.id);
+    const again = r.ioas.get(f.alice, a.id);
     expect([...again.mappings.from()].map((m) => ({ ...m, pages: m.pages.id }))).toEqual(before);
     expect(again.allowed).toEqual([{ start: 0x100000n, last: 0xffffffn }]);
-    expect(r.usageFor('alice')).toEqual(usage);
-    expect(r.getContext(f.alice, ctx.id).name).toBe('vm');
-    expect(r.createIoas(f.alice, ctx.id).id).toBe(b.id);
+    expect(r.quotas.usageFor('alice')).toEqual(usage);
+    expect(r.contexts.get(f.alice, ctx.id).name).toBe('vm');
+    expect(r.ioas.create(f.alice, ctx.id).id).toBe(b.id);
     // Unmapping after the restart releases the restored charge.
-    r.unmap(f.alice, a.id, { all: true });
-    expect(r.usageFor('alice').pinnedBytes).toBe(0n);
+    r.mappings.unmap(f.alice, a.id, { all: true });
+    expect(r.quotas.usageFor('alice').pinnedBytes).toBe(0n);
   });
 
   it('a refused change leaves memory and database as they were', () => {
     const { f } = fileFixture();
-    const ctx = f.allocator.createContext(f.alice, {});
-    const a = f.allocator.createIoas(f.alice, ctx.id);
-    f.allocator.map(f.alice, a.id, { iova: 8n * P, length: P, userAddress: 0n, ...rw });
-    expect(errnoOf(() => f.allocator.mapBatch(f.alice, a.id, [
+    const ctx = f.core.contexts.create(f.alice, {});
+    const a = f.core.ioas.create(f.alice, ctx.id);
+    f.core.mappings.map(f.alice, a.id, { iova: 8n * P, length: P, userAddress: 0n, ...rw });
+    expect(errnoOf(() => f.core.mappings.mapBatch(f.alice, a.id, [
       { iova: P, length: P, userAddress: 0n, ...rw },
       { iova: 2n * P, length: P, userAddress: 0n, ...rw },
       { iova: 8n * P, length: P, userAddress: 0n, ...rw },
@@ -219,7 +222,7 @@ describe('persistence', () => {
     expect([...a.mappings.from()].map((m) => m.iova)).toEqual([8n * P]);
     expect(count(f, 'mappings')).toBe(1);
     expect(pagesLeft(f)).toBe(1);
-    expect(f.allocator.usageFor('alice')).toEqual({ ioas: 1, mappings: 1, pinnedBytes: P });
-    expect([...f.restart().getIoas(f.alice, a.id).mappings.from()].map((m) => m.iova)).toEqual([8n * P]);
+    expect(f.core.quotas.usageFor('alice')).toEqual({ ioas: 1, mappings: 1, pinnedBytes: P });
+    expect([...f.restart().ioas.get(f.alice, a.id).mappings.from()].map((m) => m.iova)).toEqual([8n * P]);
   });
 });

@@ -1,10 +1,15 @@
-import { Allocator, type Caller } from '../../src/core/allocator.js';
+import type { Caller } from '../../src/core/caller.js';
+import { checkInvariants, type CheckReport } from '../../src/core/check.js';
+import { createCore, type Core } from '../../src/core/core.js';
 import { IoasdError } from '../../src/core/errors.js';
 import type { Domain, PolicyName, Quotas } from '../../src/core/model.js';
+import type { Store } from '../../src/core/ports.js';
 import { DEFAULT_QUOTAS } from '../../src/core/principals.js';
 import { U64_MAX } from '../../src/core/u64.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { nodeSecrets } from '../../src/store/secrets.js';
+import { sqliteStore } from '../../src/store/sqlite-store.js';
+import { memoryStore } from './memory-store.js';
 
 export const P = 0x1000n; // PAGE_SIZE, as in the kernel selftests
 export const MOCK_PAGE_SIZE = P / 2n;
@@ -29,52 +34,53 @@ export const X86_MODEL: Domain = {
 };
 
 export interface CoreFixture {
-  db: Db;
-  store: SqliteStore;
-  allocator: Allocator;
+  /** The SQLite database, or null on the in-memory fake of the ports. */
+  db: Db | null;
+  store: Store;
+  core: Core;
   alice: Caller;
   bob: Caller;
   clock: { now: number };
-  policy: { value: PolicyName };
-  quotas: Map<string, Quotas>;
-  /** Builds a new Allocator over the same database: a restart. */
-  restart(): Allocator;
+  /** Sets a principal's quotas (stored, as an admin's PATCH would). */
+  quotas: { set(principalId: string, quotas: Quotas): void };
+  /** Builds a new core over the same store: a restart. */
+  restart(): Core;
+  /** Every invariant over memory and the store (as GET /v1/system/check). */
+  check(): CheckReport;
 }
 
-export function coreFixture(policy: PolicyName = 'device-first', path = ':memory:', ioasidRange = { min: 1, max: 2 ** 31 - 1 }): CoreFixture {
-  const { db } = openDatabase(path);
-  const store = new SqliteStore(db);
+export type StoreKind = 'sqlite' | 'memory';
+
+/**
+ * The core on a store of its own: SQLite (a file at `path`, or in memory), or the in-memory fake of
+ * the ports (test/core/memory-store.ts), which proves the ports are all the core needs.
+ */
+export function coreFixture(policy: PolicyName = 'device-first', path = ':memory:', ioasidRange = { min: 1, max: 2 ** 31 - 1 }, kind: StoreKind = 'sqlite'): CoreFixture {
+  const db = kind === 'sqlite' ? openDatabase(path).db : null;
+  const store = db ? sqliteStore(db) : memoryStore();
+  store.setPolicy(policy);
   const clock = { now: Date.UTC(2026, 10, 24) };
-  const policyRef = { value: policy };
-  const quotas = new Map<string, Quotas>();
   for (const id of ['alice', 'bob']) {
     if (!store.getPrincipal(id)) {
       store.insertPrincipal({ id, name: id, role: 'user', clearances: [], quotas: DEFAULT_QUOTAS, createdAt: 'now', tokenHash: `hash-${id}` });
     }
   }
   let n = 0;
-  const make = () =>
-    new Allocator({
-      store,
-      ioasidRange,
-      now: () => clock.now,
-      newId: (prefix) => `${prefix}-${++n}`,
-      policy: () => policyRef.value,
-      quotasOf: (id) => quotas.get(id) ?? DEFAULT_QUOTAS,
-    });
+  const secrets = { ...nodeSecrets, newId: (prefix: string) => `${prefix}-${++n}` };
+  const make = () => createCore(store, { ioasidRange, now: () => clock.now, secrets });
   const fixture: CoreFixture = {
     db,
     store,
-    allocator: make(),
+    core: make(),
     alice: { id: 'alice', role: 'user' },
     bob: { id: 'bob', role: 'user' },
     clock,
-    policy: policyRef,
-    quotas,
+    quotas: { set: (id, quotas) => store.updatePrincipal({ ...store.getPrincipal(id)!, quotas }) },
     restart() {
-      fixture.allocator = make();
-      return fixture.allocator;
+      fixture.core = make();
+      return fixture.core;
     },
+    check: () => checkInvariants(fixture.core, make, store),
   };
   return fixture;
 }

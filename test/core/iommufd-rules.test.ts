@@ -14,29 +14,29 @@ const rw = { read: true, write: true };
 
 beforeEach(() => {
   f = coreFixture('device-first');
-  const ctx = f.allocator.createContext(f.alice, {});
-  ioas = f.allocator.createIoas(f.alice, ctx.id);
+  const ctx = f.core.contexts.create(f.alice, {});
+  ioas = f.core.ioas.create(f.alice, ctx.id);
 });
 
 const map = (iova: bigint | undefined, length: bigint, userAddress = BUFFER, flags = rw) =>
-  f.allocator.map(f.alice, ioas.id, { iova, length, userAddress, ...flags });
-const unmap = (iova: bigint, length: bigint) => f.allocator.unmap(f.alice, ioas.id, { iova, length });
+  f.core.mappings.map(f.alice, ioas.id, { iova, length, userAddress, ...flags });
+const unmap = (iova: bigint, length: bigint) => f.core.mappings.unmap(f.alice, ioas.id, { iova, length });
 
 describe('iommufd map: checks in order', () => {
   it('neither read nor write: EINVAL (before everything else)', () => {
     expect(errnoOf(() => map(0n, P, BUFFER, { read: false, write: false }))).toBe('EINVAL');
-    expect(errnoOf(() => f.allocator.map(f.alice, 999, { iova: U64_MAX, length: 0n, userAddress: 0n, read: false, write: false }))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.map(f.alice, 999, { iova: U64_MAX, length: 0n, userAddress: 0n, read: false, write: false }))).toBe('EINVAL');
   });
 
   it('iova or length >= 2^64-1: EOVERFLOW (before the ioas lookup)', () => {
     expect(errnoOf(() => map(U64_MAX, P))).toBe('EOVERFLOW');
     expect(errnoOf(() => map(0n, U64_MAX))).toBe('EOVERFLOW');
-    expect(errnoOf(() => f.allocator.map(f.alice, 999, { iova: U64_MAX, length: P, userAddress: 0n, ...rw }))).toBe('EOVERFLOW');
+    expect(errnoOf(() => f.core.mappings.map(f.alice, 999, { iova: U64_MAX, length: P, userAddress: 0n, ...rw }))).toBe('EOVERFLOW');
   });
 
   it('ioas unknown, or another principal\'s: ENOENT', () => {
-    expect(errnoOf(() => f.allocator.map(f.alice, 999, { iova: 0n, length: P, userAddress: BUFFER, ...rw }))).toBe('ENOENT');
-    expect(errnoOf(() => f.allocator.map(f.bob, ioas.id, { iova: 0n, length: P, userAddress: BUFFER, ...rw }))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.mappings.map(f.alice, 999, { iova: 0n, length: P, userAddress: BUFFER, ...rw }))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.mappings.map(f.bob, ioas.id, { iova: 0n, length: P, userAddress: BUFFER, ...rw }))).toBe('ENOENT');
   });
 
   it('userAddress + length past 2^64-1: EOVERFLOW (iopt_alloc_user_pages)', () => {
@@ -49,11 +49,11 @@ describe('iommufd map: checks in order', () => {
   });
 
   it('length not a multiple of the alignment: EINVAL (selftest ioas_iova_alloc)', () => {
-    f.allocator.getIoas(f.alice, ioas.id).addDomain(MOCK_DOMAIN);
+    f.core.ioas.get(f.alice, ioas.id).addDomain(MOCK_DOMAIN);
     for (let length = 1n; length < 2n * P; length++) {
       const expected = length % MOCK_PAGE_SIZE !== 0n ? 'EINVAL' : 'ok';
       expect(errnoOf(() => map(undefined, length)), `length ${length}`).toBe(expected);
-      if (expected === 'ok') f.allocator.unmap(f.alice, ioas.id, { all: true });
+      if (expected === 'ok') f.core.mappings.unmap(f.alice, ioas.id, { all: true });
     }
   });
 
@@ -114,7 +114,7 @@ describe('iommufd map: checks in order', () => {
   });
 
   it('fixed maps ignore allowed ranges; every map is its own mapping (no merging)', () => {
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 0x100000n, last: 0x1fffffn }]);
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0x100000n, last: 0x1fffffn }]);
     map(0x1000n, P);
     map(0x2000n, P);
     expect(ioas.mappings.size).toBe(2);
@@ -160,9 +160,9 @@ describe('iommufd auto-allocation (SPEC 4)', () => {
       expect(m.iova > 4n * P && m.iova < 104n * P).toBe(false);
       expect(m.iova + i * P - 1n < 4n * P || m.iova >= 104n * P).toBe(true);
     }
-    f.allocator.unmap(f.alice, ioas.id, { all: true });
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: P, last: 600n * P }]))).toBe('EADDRINUSE');
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 200n * P, last: 600n * P - 1n }]);
+    f.core.mappings.unmap(f.alice, ioas.id, { all: true });
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: P, last: 600n * P }]))).toBe('EADDRINUSE');
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 200n * P, last: 600n * P - 1n }]);
     for (let i = 1n; i <= 10n; i++) {
       const m = map(undefined, i * P, 1n << 31n);
       expect(m.iova >= 200n * P && m.iova + i * P <= 600n * P).toBe(true);
@@ -175,13 +175,13 @@ describe('iommufd auto-allocation (SPEC 4)', () => {
   });
 
   it('nothing fits: ENOSPC', () => {
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 0x10000n, last: 0x11fffn }]);
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0x10000n, last: 0x11fffn }]);
     map(undefined, 0x2000n, 0n);
     expect(errnoOf(() => map(undefined, P, 0n))).toBe('ENOSPC');
   });
 
   it('finds the hole above a long run of packed mappings', () => {
-    f.allocator.mapBatch(f.alice, ioas.id, Array.from({ length: 2000 }, (_, i) => ({ iova: P * BigInt(i + 1), length: P, userAddress: 0n, ...rw })));
+    f.core.mappings.mapBatch(f.alice, ioas.id, Array.from({ length: 2000 }, (_, i) => ({ iova: P * BigInt(i + 1), length: P, userAddress: 0n, ...rw })));
     expect(map(undefined, P, 0n).iova).toBe(2001n * P);
   });
 });
@@ -190,7 +190,7 @@ describe('iommufd unmap', () => {
   it('on an empty ioas every range is ENOENT, all succeeds (selftest area)', () => {
     for (let i = 0n; i < 10n; i++) expect(errnoOf(() => unmap(i * P, P))).toBe('ENOENT');
     expect(unmap(0n, U64_MAX)).toBe(0n);
-    expect(f.allocator.unmap(f.alice, ioas.id, { all: true })).toBe(0n);
+    expect(f.core.mappings.unmap(f.alice, ioas.id, { all: true })).toBe(0n);
   });
 
   it('whole mappings only: a cut through one is ENOENT and removes nothing (selftest area)', () => {
@@ -224,40 +224,40 @@ describe('iommufd unmap', () => {
     map(3n * P, P);
     expect(unmap(0n, U64_MAX)).toBe(2n * P);
     map(P, P);
-    expect(f.allocator.unmap(f.alice, ioas.id, { all: true })).toBe(P);
-    expect(errnoOf(() => f.allocator.unmap(f.alice, ioas.id, { all: true, iova: 0n }))).toBe('EINVAL');
+    expect(f.core.mappings.unmap(f.alice, ioas.id, { all: true })).toBe(P);
+    expect(errnoOf(() => f.core.mappings.unmap(f.alice, ioas.id, { all: true, iova: 0n }))).toBe('EINVAL');
   });
 });
 
 describe('iommufd copy', () => {
   it('copies within and across address spaces (selftest copy_area)', () => {
     map(P, P);
-    const same = f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 2n * P, ...rw });
+    const same = f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 2n * P, ...rw });
     expect(same.map((m) => m.iova)).toEqual([2n * P]);
-    const other = f.allocator.createIoas(f.alice, ioas.contextId);
-    const copy = f.allocator.copy(f.alice, other.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 0n, ...rw });
+    const other = f.core.ioas.create(f.alice, ioas.contextId);
+    const copy = f.core.mappings.copy(f.alice, other.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 0n, ...rw });
     expect(copy[0]).toMatchObject({ iova: 0n, length: P, userAddress: BUFFER });
   });
 
   it('any source start inside the mapped range works, outside it is ENOENT (selftest copy_sweep)', () => {
     ioas.addDomain(MOCK_DOMAIN);
-    const dst = f.allocator.createIoas(f.alice, ioas.contextId);
+    const dst = f.core.ioas.create(f.alice, ioas.contextId);
     const BUFFER_SIZE = 16n * P;
     const lastIova = MOCK_APERTURE_START + BUFFER_SIZE - 1n;
     map(MOCK_APERTURE_START, BUFFER_SIZE);
     const len = MOCK_PAGE_SIZE;
     for (let src = MOCK_APERTURE_START - P; src <= lastIova; src += 511n) {
       const expected = src < MOCK_APERTURE_START || src + len - 1n > lastIova ? 'ENOENT' : 'ok';
-      const got = errnoOf(() => f.allocator.copy(f.alice, dst.id, { srcIoasId: ioas.id, srcIova: src, length: len, dstIova: MOCK_APERTURE_START, ...rw }));
+      const got = errnoOf(() => f.core.mappings.copy(f.alice, dst.id, { srcIoasId: ioas.id, srcIova: src, length: len, dstIova: MOCK_APERTURE_START, ...rw }));
       expect(got, `src 0x${src.toString(16)}`).toBe(expected);
-      if (got === 'ok') expect(f.allocator.unmap(f.alice, dst.id, { iova: MOCK_APERTURE_START, length: len })).toBe(len);
+      if (got === 'ok') expect(f.core.mappings.unmap(f.alice, dst.id, { iova: MOCK_APERTURE_START, length: len })).toBe(len);
     }
   });
 
   it('spans several source mappings, splitting the copy at their boundaries', () => {
     map(0x10000n, 0x1000n, 0xa000n);
     map(0x11000n, 0x2000n, 0xb0000n);
-    const pieces = f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10800n, length: 0x1000n, dstIova: 0x40000n, ...rw });
+    const pieces = f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10800n, length: 0x1000n, dstIova: 0x40000n, ...rw });
     expect(pieces.map((m) => [m.iova, m.length, m.userAddress])).toEqual([
       [0x40000n, 0x800n, 0xa800n],
       [0x40800n, 0x800n, 0xb0000n],
@@ -267,29 +267,29 @@ describe('iommufd copy', () => {
   it('a hole in the source: ENOENT', () => {
     map(0x10000n, P);
     map(0x12000n, P);
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: 0x3000n, ...rw }))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: 0x3000n, ...rw }))).toBe('ENOENT');
   });
 
   it('write from a read-only source: EPERM', () => {
     map(0x10000n, P, BUFFER, { read: true, write: false });
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, read: true, write: true }))).toBe('EPERM');
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, read: true, write: false }))).toBe('ok');
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, read: true, write: true }))).toBe('EPERM');
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, read: true, write: false }))).toBe('ok');
   });
 
   it('is independent of the source: unmapping the source leaves it', () => {
     map(0x10000n, P);
-    f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, dstIova: 0x20000n, ...rw });
+    f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, dstIova: 0x20000n, ...rw });
     unmap(0x10000n, P);
     expect([...ioas.mappings.from()].map((m) => m.iova)).toEqual([0x20000n]);
   });
 
   it('placement follows the destination map rules (EEXIST, EINVAL, auto)', () => {
     map(0x10000n, P);
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, dstIova: 0x10000n, ...rw }))).toBe('EEXIST');
-    const auto = f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, ...rw });
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, dstIova: 0x10000n, ...rw }))).toBe('EEXIST');
+    const auto = f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: P, ...rw });
     expect(auto[0]!.iova).toBe(P);
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: 0n, ...rw }))).toBe('EINVAL');
-    expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: 999, srcIova: 0x10000n, length: P, ...rw }))).toBe('ENOENT');
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: 0x10000n, length: 0n, ...rw }))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: 999, srcIova: 0x10000n, length: P, ...rw }))).toBe('ENOENT');
   });
 });
 
@@ -299,33 +299,33 @@ describe('allowed ranges and iova-ranges', () => {
     expect(ioas.alignment).toBe(1n);
     ioas.addDomain({ key: 'resv', minPageSize: 1n, aperture: { start: 0n, last: U64_MAX }, reserved: [{ start: P, last: 2n * P - 1n }] });
     expect(ioas.usableRanges()).toEqual([{ start: 0n, last: P - 1n }, { start: 2n * P, last: U64_MAX }]);
-    const mock = f.allocator.createIoas(f.alice, ioas.contextId);
+    const mock = f.core.ioas.create(f.alice, ioas.contextId);
     mock.addDomain(MOCK_DOMAIN);
     expect(mock.usableRanges()).toEqual([{ start: MOCK_APERTURE_START, last: MOCK_APERTURE_LAST }]);
     expect(mock.alignment).toBe(MOCK_PAGE_SIZE);
   });
 
   it('allowed ranges do not narrow iova-ranges', () => {
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 0x10000n, last: 0x1ffffn }]);
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0x10000n, last: 0x1ffffn }]);
     expect(ioas.usableRanges()).toEqual([{ start: 0n, last: U64_MAX }]);
   });
 
   it('start >= last, or overlapping ranges: EINVAL', () => {
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: P, last: P }]))).toBe('EINVAL');
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 2n * P, last: P }]))).toBe('EINVAL');
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 0n, last: 2n * P }, { start: 2n * P, last: 3n * P }]))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: P, last: P }]))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 2n * P, last: P }]))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0n, last: 2n * P }, { start: 2n * P, last: 3n * P }]))).toBe('EINVAL');
   });
 
   it('a range meeting the reserved set: EADDRINUSE and the old list stays; a reserved region meeting an allowed range cannot come (selftest area_allowed)', () => {
     const base = 0n;
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: base, last: base + 600n * P }]);
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: base, last: base + 600n * P }]);
     const resv = { key: 'resv', minPageSize: 1n, aperture: { start: 0n, last: U64_MAX }, reserved: [{ start: base + P, last: base + 2n * P - 1n }] };
     expect(errnoOf(() => ioas.addDomain(resv))).toBe('EADDRINUSE');
-    f.allocator.setAllowedRanges(f.alice, ioas.id, []);
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, []);
     ioas.addDomain(resv);
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: base, last: base + 600n * P }]))).toBe('EADDRINUSE');
-    f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 10n * P, last: 20n * P }]);
-    expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, [{ start: 0n, last: 3n * P }]))).toBe('EADDRINUSE');
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: base, last: base + 600n * P }]))).toBe('EADDRINUSE');
+    f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 10n * P, last: 20n * P }]);
+    expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0n, last: 3n * P }]))).toBe('EADDRINUSE');
     expect(ioas.allowed).toEqual([{ start: 10n * P, last: 20n * P }]);
   });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
-import type { Caller } from '../../src/core/allocator.js';
+import type { Caller } from '../../src/core/caller.js';
+import { statusOf } from '../../src/http/errno-status.js';
 import { isKernelDma, isVirtualKind } from '../../src/core/devices.js';
 import { IoasdError } from '../../src/core/errors.js';
 import type { PolicyName } from '../../src/core/model.js';
@@ -68,18 +69,19 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 function step(app: App, o: Op, contexts: string[][]): void {
-  const { allocator, engine, inventory } = app.ioasd;
+  const core = app.ioasd;
+  const { engine, inventory } = core;
   const who = (i: number): Caller => ({ id: PRINCIPALS[i]!.id, role: 'user' });
   const ctxOf = (i: number, n: number) => contexts[i]![n % Math.max(1, contexts[i]!.length)] ?? 'ctx-none';
   switch (o.k) {
     case 'context':
-      contexts[o.p]!.push(allocator.createContext(who(o.p), {}).id);
+      contexts[o.p]!.push(core.contexts.create(who(o.p), {}).id);
       return;
     case 'ioas':
-      allocator.createIoas(who(o.p), ctxOf(o.p, o.c));
+      core.ioas.create(who(o.p), ctxOf(o.p, o.c));
       return;
     case 'deleteContext':
-      allocator.deleteContext(who(o.p), ctxOf(o.p, o.c));
+      core.contexts.delete(who(o.p), ctxOf(o.p, o.c));
       return;
     case 'bind':
       engine.deviceFirst().bind(who(o.p), DEVICES[o.d]!, ctxOf(o.p, o.c));
@@ -155,11 +157,43 @@ function checkInvariants(app: App): void {
 /** The ownership state, with every collection sorted: order of insertion is not state. */
 function snapshot(app: App): unknown {
   const s = app.ioasd.engine.state;
+  const gf = app.ioasd.engine.groupFirstView;
+  const df = app.ioasd.engine.deviceFirstView;
+  const hw = app.ioasd.engine.hwpts;
   const sorted = <T,>(xs: Iterable<T>) => [...xs].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
   return {
-    holds: [...s.groupHolds.values()].map((h) => ({ ...h, deviceOpens: sorted(h.deviceOpens) })).sort((a, b) => a.groupId - b.groupId),
-    bindings: [...s.bindings.values()].map((b) => ({ ...b, pasids: sorted(b.pasids) })).sort((a, b) => a.deviceId.localeCompare(b.deviceId)),
-    hwpts: [...s.hwpts.values()].map((h) => ({ ...h, createdAt: undefined, devices: sorted(h.devices), pasidUsers: sorted(h.pasidUsers), children: sorted(h.children) })).sort((a, b) => a.id - b.id),
+    holds: [...s.groupHolds.values()]
+      .map((h) => ({ groupId: h.groupId, contextId: h.contextId, principalId: h.principalId, ioasId: h.ioasId, deviceOpens: sorted(Object.entries(gf.openDevicesOf(h))) }))
+      .sort((a, b) => a.groupId - b.groupId),
+    bindings: [...s.bindings.values()]
+      .map((b) => ({
+        deviceId: b.deviceId,
+        groupId: b.groupId,
+        contextId: b.contextId,
+        principalId: b.principalId,
+        hwptId: df.hwptIdOf(b),
+        ioasId: df.ioasIdOf(b),
+        pasids: sorted([...b.pasids.values()].map((p) => [p.pasid, p.hwptId])),
+      }))
+      .sort((a, b) => a.deviceId.localeCompare(b.deviceId)),
+    hwpts: [...s.hwpts.values()]
+      .map((h) => ({
+        id: h.id,
+        contextId: h.contextId,
+        principalId: h.principalId,
+        kind: h.kind,
+        ioasId: h.ioasId,
+        parentId: h.parentId,
+        auto: h.auto,
+        nestParent: h.nestParent,
+        pasid: h.pasid,
+        dirtyTracking: h.dirtyTracking,
+        data: h.data,
+        devices: hw.devicesOf(h),
+        pasidUsers: hw.pasidUsersOf(h),
+        children: hw.childrenOf(h),
+      }))
+      .sort((a, b) => a.id - b.id),
     policy: app.ioasd.engine.policy,
   };
 }
@@ -168,7 +202,7 @@ async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
   const db = join(dir, `own-${run++}.db`);
   let app = await buildApp({ db, policy, adminToken: 'prop-admin-token-0123456789', leaseCheckMs: 0 });
   for (const pr of PRINCIPALS) {
-    app.ioasd.store.insertPrincipal({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10 }, createdAt: 'now', tokenHash: `h-${pr.id}` });
+    app.ioasd.store.insertPrincipal({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10, maxContexts: 100 }, createdAt: 'now', tokenHash: `h-${pr.id}` });
   }
   const contexts: string[][] = PRINCIPALS.map(() => []);
   let done = 0;
@@ -177,11 +211,12 @@ async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
       step(app, o, contexts);
     } catch (err) {
       if (!(err instanceof IoasdError)) throw err;
-      expect(err.status, `${err.errno} ${err.message}`).toBeLessThan(500);
+      expect(statusOf(err.errno), `${err.errno} ${err.message}`).toBeLessThan(500);
     }
     checkInvariants(app);
     done++;
   }
+  expect(app.ioasd.check()).toMatchObject({ ok: true, violations: [] });
   const before = snapshot(app);
   await app.close();
   app = await buildApp({ db, adminToken: 'prop-admin-token-0123456789', leaseCheckMs: 0 });

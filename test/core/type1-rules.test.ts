@@ -10,19 +10,19 @@ const UA = 0x7f0000000000n;
 
 beforeEach(() => {
   f = coreFixture('group-first');
-  const ctx = f.allocator.createContext(f.alice, {});
-  ioas = f.allocator.createIoas(f.alice, ctx.id);
+  const ctx = f.core.contexts.create(f.alice, {});
+  ioas = f.core.ioas.create(f.alice, ctx.id);
 });
 
 const map = (iova: bigint | undefined, length: bigint, userAddress = UA, flags = rw) =>
-  f.allocator.map(f.alice, ioas.id, { iova, length, userAddress, ...flags });
-const unmap = (iova: bigint, length: bigint) => f.allocator.unmap(f.alice, ioas.id, { iova, length });
+  f.core.mappings.map(f.alice, ioas.id, { iova, length, userAddress, ...flags });
+const unmap = (iova: bigint, length: bigint) => f.core.mappings.unmap(f.alice, ioas.id, { iova, length });
 
 describe('type1v2 map', () => {
   it('needs an IOMMU model (a group in the container): EINVAL, for map and unmap alike', () => {
     expect(errnoOf(() => map(P, P))).toBe('EINVAL');
     expect(errnoOf(() => unmap(P, P))).toBe('EINVAL');
-    expect(errnoOf(() => f.allocator.unmap(f.alice, ioas.id, { all: true }))).toBe('EINVAL');
+    expect(errnoOf(() => f.core.mappings.unmap(f.alice, ioas.id, { all: true }))).toBe('EINVAL');
   });
 
   describe('with a model', () => {
@@ -56,7 +56,7 @@ describe('type1v2 map', () => {
     });
 
     it('past maxMappings: ENOSPC (checked after overlap, before the aperture, as dma_avail is)', () => {
-      f.quotas.set('alice', { maxIoas: 10, maxMappings: 2, maxPinnedBytes: U64_MAX, maxPasids: 0 });
+      f.quotas.set('alice', { maxIoas: 10, maxMappings: 2, maxPinnedBytes: U64_MAX, maxPasids: 0, maxContexts: 1024 });
       map(P, P);
       map(2n * P, P);
       expect(errnoOf(() => map(3n * P, P))).toBe('ENOSPC');
@@ -73,8 +73,8 @@ describe('type1v2 map', () => {
 
     it('copy and allowed ranges are iommufd features: EOPNOTSUPP', () => {
       map(P, P);
-      expect(errnoOf(() => f.allocator.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 4n * P, ...rw }))).toBe('EOPNOTSUPP');
-      expect(errnoOf(() => f.allocator.setAllowedRanges(f.alice, ioas.id, []))).toBe('EOPNOTSUPP');
+      expect(errnoOf(() => f.core.mappings.copy(f.alice, ioas.id, { srcIoasId: ioas.id, srcIova: P, length: P, dstIova: 4n * P, ...rw }))).toBe('EOPNOTSUPP');
+      expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, []))).toBe('EOPNOTSUPP');
     });
   });
 });
@@ -122,6 +122,6 @@ describe('type1v2 unmap', () => {
   it('{all: true} removes everything', () => {
     map(P, P);
     map(5n * P, 3n * P);
-    expect(f.allocator.unmap(f.alice, ioas.id, { all: true })).toBe(4n * P);
+    expect(f.core.mappings.unmap(f.alice, ioas.id, { all: true })).toBe(4n * P);
   });
 });

@@ -54,7 +54,7 @@ describe('/v1/contexts', () => {
     const ioas = (await as(alice, 'POST', '/v1/ioas', { contextId: ctx })).json().id;
     await as(alice, 'POST', `/v1/ioas/${ioas}/mappings`, { iova: '0x1000', length: '0x1000', userAddress: '0x0' });
     clock.now += 5_001;
-    expect(t.app.ioasd.allocator.reapExpired()).toEqual([ctx]);
+    expect(t.app.ioasd.contexts.reapExpired()).toEqual([ctx]);
     expectProblem(await as(alice, 'GET', `/v1/ioas/${ioas}`), 404, 'ENOENT');
     const audit = (await t.admin({ url: '/v1/audit?limit=1000' })).json() as { action: string; actor: string | null }[];
     expect(audit.at(-1)).toMatchObject({ action: 'context.expire', actor: null });
@@ -85,7 +85,7 @@ describe('/v1/contexts', () => {
   it('deleting a principal releases its contexts', async () => {
     const { id } = await newIoas(bob);
     expect((await t.admin({ method: 'DELETE', url: `/v1/principals/${bob.id}` })).statusCode).toBe(204);
-    expect(t.app.ioasd.allocator.listIoas({ id: 'admin', role: 'admin' }).map((s) => s.id)).not.toContain(id);
+    expect(t.app.ioasd.ioas.list({ id: 'admin', role: 'admin' }).map((s) => s.id)).not.toContain(id);
   });
 });
 

@@ -1,4 +1,6 @@
-import type { InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 
 /** Reading the served OpenAPI document in tests: its operations and the requests their examples make. */
 
@@ -70,4 +72,40 @@ function deepReplace(value: unknown, replace: (v: unknown) => unknown): unknown 
 /** A refusal of the request's form (its schema), as opposed to one of the state: a 400 naming body, params or query. */
 export function isShapeRefusal(status: number, body: { problems?: { path: string }[] }): boolean {
   return status === 400 && (body.problems ?? []).some((p) => /^(body|params|query)([.[]|$)/.test(p.path));
+}
+
+/** Whether the operation answers a server-sent event stream (text/event-stream), which stays open. */
+export function isEventStream(op: Operation): boolean {
+  const ok = op.responses['200'] as { content?: Record<string, unknown> } | undefined;
+  return ok?.content?.['text/event-stream'] !== undefined;
+}
+
+/** What a test reads of an answer: an ordinary one whole, an event stream up to its first bytes. */
+export interface Answer {
+  statusCode: number;
+  headers: Record<string, unknown>;
+  body: string;
+  json(): unknown;
+}
+
+/**
+ * Injects a request. When `stream` says it may open an event stream, it is read as a client would:
+ * the answer resolves with the headers; a 200 text/event-stream is read up to its first message or
+ * comment and then closed (as a client going away), anything else is read to its end.
+ */
+export async function injectAnswer(app: FastifyInstance, req: InjectOptions, stream: boolean): Promise<Answer> {
+  if (!stream) {
+    const res = await app.inject(req);
+    return { statusCode: res.statusCode, headers: res.headers, body: res.body, json: () => res.json() };
+  }
+  const res = await app.inject({ ...req, payloadAsStream: true });
+  const body$ = res.stream() as Readable;
+  let body = '';
+  const open = res.statusCode === 200 && String(res.headers['content-type']).startsWith('text/event-stream');
+  for await (const chunk of body$) {
+    body += String(chunk);
+    if (open && body.includes('\n\n')) break;
+  }
+  if (open) (res.raw.res as ServerResponse).destroy();
+  return { statusCode: res.statusCode, headers: res.headers, body, json: () => JSON.parse(body) as unknown };
 }

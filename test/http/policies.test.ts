@@ -412,7 +412,13 @@ describe('policy switch and admin guards', () => {
     expectProblem(await set({ policy: 'group-first' }), 409, 'EBUSY');
     expectProblem(await call(alice, 'PUT', '/v1/system/policy', { policy: 'group-first' }), 403, 'EACCES');
     await call(alice, 'POST', `/v1/devices/${DSA}/unbind`);
-    expect((await set({ policy: 'group-first', dryRun: true })).json()).toEqual({ policy: 'group-first', previous: 'device-first', changed: false, dryRun: true });
+    expect((await set({ policy: 'group-first', dryRun: true })).json()).toEqual({
+      policy: 'group-first',
+      previous: 'device-first',
+      changed: false,
+      dryRun: true,
+      effects: [{ kind: 'policy-changed', from: 'device-first', to: 'group-first' }],
+    });
     expect((await t.admin({ url: '/v1/system' })).json().policy).toBe('device-first');
     expect((await set({ policy: 'group-first' })).json()).toEqual({ policy: 'group-first', previous: 'device-first', changed: true, dryRun: false });
     expect((await t.admin({ url: '/v1/system' })).json().policy).toBe('group-first');

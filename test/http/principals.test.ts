@@ -16,7 +16,7 @@ describe('/v1/principals', () => {
       name: 'alice',
       role: 'user',
       clearances: ['tenant-a', 'tenant-b'],
-      quotas: { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: '0xffffffffffffffff', maxPasids: 1024 },
+      quotas: { maxIoas: 1024, maxMappings: 65535, maxPinnedBytes: '0xffffffffffffffff', maxPasids: 1024, maxContexts: 1024 },
     });
     expect(body.token).toMatch(/^ioasd_/);
     const got = await t.admin({ url: `/v1/principals/${body.id}` });
@@ -34,7 +34,7 @@ describe('/v1/principals', () => {
     expect(patch.statusCode).toBe(200);
     const body = patch.json();
     expect(body.clearances).toEqual(['shared']);
-    expect(body.quotas).toEqual({ maxIoas: 1024, maxMappings: 10, maxPinnedBytes: '0x100000', maxPasids: 1024 });
+    expect(body.quotas).toEqual({ maxIoas: 1024, maxMappings: 10, maxPinnedBytes: '0x100000', maxPasids: 1024, maxContexts: 1024 });
     expectProblem(await t.as(alice.token, { url: '/v1/groups' }), 401, 'EACCES');
     expect((await t.as(body.token, { url: '/v1/groups' })).statusCode).toBe(200);
     const list = (await t.admin({ url: '/v1/principals' })).json() as { name: string }[];

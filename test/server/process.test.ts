@@ -158,6 +158,8 @@ describe('ioasd process', () => {
     ]);
     const contexts = (await (await fetch(`${b.url}/v1/contexts`, { headers })).json()) as { id: string }[];
     expect(contexts.map((c) => c.id)).toEqual([ctx]);
+    // Every invariant holds after the crash, memory equal to the database.
+    expect(await (await fetch(`${b.url}/v1/system/check`, { headers })).json()).toMatchObject({ ok: true, violations: [] });
     b.child.kill('SIGTERM');
     expect(await exited(b.child)).toBe(0);
   });

@@ -108,10 +108,10 @@ describe('single-server lock', () => {
 
 describe('store caches', () => {
   it('never keep a principal or policy that a failed transaction wrote', async () => {
-    const { SqliteStore } = await import('../../src/store/sqlite-store.js');
+    const { sqliteStore } = await import('../../src/store/sqlite-store.js');
     const { DEFAULT_QUOTAS } = await import('../../src/core/principals.js');
     const { db } = openDatabase(':memory:');
-    const store = new SqliteStore(db);
+    const store = sqliteStore(db);
     store.insertPrincipal({ id: 'p1', name: 'one', role: 'user', clearances: [], quotas: DEFAULT_QUOTAS, createdAt: 'now', tokenHash: 'h1' });
     store.setPolicy('device-first');
     expect(store.findPrincipalByTokenHash('h1')?.name).toBe('one');

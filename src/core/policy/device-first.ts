@@ -1,13 +1,15 @@
-import type { Caller, UndoLog } from '../allocator.js';
+import { visibleTo, type Caller } from '../caller.js';
 import { isVirtualKind } from '../devices.js';
-import { fail, type Blocker } from '../errors.js';
+import { fail } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
-import type { Binding, Device, Hwpt } from '../model.js';
+import type { Attachment, Binding, Device, Hwpt } from '../model.js';
+import { assignableGroup } from '../isolation.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
-import type { Store } from '../ports.js';
-import type { OwnershipPolicy } from './engine.js';
-import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
-import type { PolicyDeps } from './group-first.js';
+import type { UndoLog } from '../tx.js';
+import { accessDomain, dropDomain, putDomain } from './domains.js';
+import { Hwpts } from './hwpts.js';
+import { Pasids } from './pasids.js';
+import { groupEvent, type OwnershipPolicy, type PolicyDeps } from './types.js';
 
 export interface AttachArgs {
   ptId: number;
@@ -15,38 +17,31 @@ export interface AttachArgs {
   replace?: boolean | undefined;
 }
 
-export interface HwptArgs {
-  deviceId: string;
-  ptId: number;
-  nestParent?: boolean | undefined;
-  pasid?: boolean | undefined;
-  dirtyTracking?: boolean | undefined;
-  data?: unknown;
-}
-
 /** The page table an attach resolves to: an IOAS (through its automatic hwpt) or a hwpt. */
 type Target = { kind: 'ioas'; space: IovaSpace } | { kind: 'hwpt'; hwpt: Hwpt };
 
-const hwptKey = (id: number) => `hwpt:${id}`;
 const accessKey = (deviceId: string) => `access:${deviceId}`;
 
 /**
- * device-first: iommufd with VFIO device cdevs (drivers/iommu/iommufd/device.c, hw_pagetable.c,
- * drivers/iommu/iommu.c). A context binds one device, which claims DMA ownership of its whole group;
- * bound devices attach to page tables: an IOAS's automatic hwpt, a manual paging hwpt or a nested
- * one, and per PASID to hwpts allocated for PASID use.
+ * device-first: iommufd with VFIO device cdevs (drivers/iommu/iommufd/device.c, drivers/iommu/iommu.c).
+ * A context binds one device, which claims DMA ownership of its whole group; a bound device attaches
+ * (an attachment object) to an IOAS's automatic hwpt, a manual paging hwpt or a nested one, and per
+ * PASID to hwpts allocated for PASID use (pasids.ts). Hwpts live in hwpts.ts.
  */
 export class DeviceFirst implements OwnershipPolicy {
   readonly name = 'device-first' as const;
+  readonly hwpts: Hwpts;
+  private readonly pasids: Pasids;
 
-  constructor(private readonly deps: PolicyDeps) {}
-
-  private get bindings(): Map<string, Binding> {
-    return this.deps.state.bindings;
-  }
-
-  private get hwpts(): Map<number, Hwpt> {
-    return this.deps.state.hwpts;
+  constructor(private readonly deps: PolicyDeps) {
+    this.hwpts = new Hwpts(deps);
+    this.pasids = new Pasids(deps);
+    deps.objects.define('binding', (binding) => {
+      deps.bindings.deleteBinding(binding.deviceId);
+      // The last device of the group out releases the group's DMA ownership.
+      if (this.peersOf(binding).length === 0) deps.tx.emit(groupEvent('group.released', binding));
+    });
+    deps.objects.define('attachment', (attachment, undo) => this.teardownAttachment(attachment, undo));
   }
 
   // ---- bind / unbind --------------------------------------------------------------------------
@@ -56,23 +51,36 @@ export class DeviceFirst implements OwnershipPolicy {
    * DMA ownership: another context owning it, or a kernel-DMA device in it, is EPERM.
    */
   bind(caller: Caller, deviceId: string, contextId: string): Binding {
-    const { store, allocator, state } = this.deps;
+    const { inventory, objects, state, tx } = this.deps;
     const device = this.device(deviceId);
-    const ctx = allocator.getContext(caller, contextId);
-    if (this.bindings.has(deviceId)) fail('EINVAL', `device ${deviceId} is already bound`);
-    const members = store.devicesInGroup(device.groupId);
-    assertClearance(store.getPrincipal(ctx.principalId)?.clearances ?? [], device.groupId, members);
-    state.assertNoOtherHolder(device.groupId, contextId, caller, 'EPERM');
+    const groupId = assignableGroup(device);
+    const ctx = objects.get(caller, 'context', contextId);
+    if (objects.find('binding', deviceId)) fail('EINVAL', `device ${deviceId} is already bound`);
+    const members = inventory.devicesInGroup(groupId);
+    assertClearance(this.deps.clearancesOf(ctx.principalId), groupId, members);
+    state.assertNoOtherHolder(groupId, contextId, caller, 'EPERM');
     // Virtual devices claim nothing beyond their virtual group: their DMA goes through the parent.
-    assertNoKernelDma(device.groupId, members, 'EPERM');
+    assertNoKernelDma(groupId, members, 'EPERM');
     for (const d of members) state.assertParentUnowned(d, caller, 'EPERM');
     state.assertParentKeepsKernelDriver(device, caller, 'EPERM');
-    return allocator.transact(
+    return tx.run(
       (undo) => {
-        const binding: Binding = { deviceId, groupId: device.groupId, contextId, principalId: ctx.principalId, hwptId: null, accessIoasId: null, pasids: new Map() };
-        this.bindings.set(deviceId, binding);
-        undo.push(() => this.bindings.delete(deviceId));
+        const binding: Binding = {
+          type: 'binding',
+          id: deviceId,
+          deviceId,
+          groupId,
+          contextId,
+          principalId: ctx.principalId,
+          users: new Set(),
+          attachment: null,
+          pasids: new Map(),
+        };
+        const first = this.peersOf(binding).length === 0;
+        objects.add(binding, undo);
         this.persist(binding);
+        // The first device bound claims the whole group's DMA ownership for the context.
+        if (first) this.deps.tx.emit(groupEvent('group.claimed', binding, members.map((d) => d.id)));
         return binding;
       },
       { actor: caller.id, action: 'device.bind', target: `device:${deviceId}` },
@@ -82,7 +90,7 @@ export class DeviceFirst implements OwnershipPolicy {
   /** POST /devices/{id}/unbind: every PASID, then the device, is detached; the last unbind releases the group. */
   unbind(caller: Caller, deviceId: string): void {
     const binding = this.mine(caller, deviceId);
-    this.deps.allocator.transact((undo) => this.unbindNow(binding, undo), { actor: caller.id, action: 'device.unbind', target: `device:${deviceId}` });
+    this.deps.tx.run((undo) => this.deps.objects.destroyWithUsers(binding, undo), { actor: caller.id, action: 'device.unbind', target: `device:${deviceId}` });
   }
 
   // ---- attach / detach ------------------------------------------------------------------------
@@ -92,11 +100,12 @@ export class DeviceFirst implements OwnershipPolicy {
     const binding = this.mine(caller, deviceId);
     const target = this.target(binding, args.ptId);
     const device = this.device(deviceId);
-    return this.deps.allocator.transact(
+    const replace = args.replace === true;
+    return this.deps.tx.run(
       (undo) => {
-        if (args.pasid !== undefined) this.attachPasid(binding, device, target, args.pasid, args.replace === true, undo);
-        else if (isVirtualKind(device.kind)) this.attachAccess(binding, target, args.replace === true, undo);
-        else this.attachRid(binding, target, args.replace === true, undo);
+        if (args.pasid !== undefined) this.pasids.attach(binding, device, target.kind === 'hwpt' ? target.hwpt : null, args.pasid, replace, undo);
+        else if (isVirtualKind(device.kind)) this.attachAccess(binding, target, replace, undo);
+        else this.attachRid(binding, target, replace, undo);
         return binding;
       },
       { actor: caller.id, action: args.replace ? 'device.replace' : 'device.attach', target: `device:${deviceId}` },
@@ -106,336 +115,181 @@ export class DeviceFirst implements OwnershipPolicy {
   /** POST /devices/{id}/detach {pasid?}: not attached is a no-op success. */
   detach(caller: Caller, deviceId: string, pasid?: number): Binding {
     const binding = this.mine(caller, deviceId);
-    return this.deps.allocator.transact(
+    return this.deps.tx.run(
       (undo) => {
-        if (pasid !== undefined) this.detachPasid(binding, pasid, undo);
-        else this.detachRid(binding, undo);
+        if (pasid !== undefined) this.pasids.detach(binding, pasid, undo);
+        else if (binding.attachment) this.deps.objects.destroy(binding.attachment, undo);
         return binding;
       },
       { actor: caller.id, action: 'device.detach', target: `device:${deviceId}` },
     );
   }
 
-  private attachRid(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
-    if (binding.hwptId !== null && !replace) {
-      fail('EBUSY', `device ${binding.deviceId} is already attached to hwpt ${binding.hwptId}: use replace`, {
-        blockers: [{ kind: 'hwpt', id: String(binding.hwptId), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
-      });
-    }
-    if (binding.hwptId === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
-    const current = binding.hwptId === null ? undefined : this.hwpts.get(binding.hwptId);
-    const wanted = target.kind === 'hwpt' ? target.hwpt : this.autoHwptOf(target.space, binding.contextId);
-    if (current && wanted && current.id === wanted.id) return; // replace with the same page table
-    // Devices of one group share one page table: they can reach each other anyway.
-    for (const peer of this.bindings.values()) {
-      if (peer.groupId !== binding.groupId || peer.deviceId === binding.deviceId || peer.hwptId === null) continue;
-      if (!wanted || peer.hwptId !== wanted.id) {
-        fail('EINVAL', `device ${peer.deviceId} of the same group is attached to hwpt ${peer.hwptId}: a group shares one page table`);
-      }
-    }
-    // A failed replace keeps the old attachment: the transaction undoes the detach below.
-    if (current) this.detachRid(binding, undo);
-    const hwpt = wanted ?? this.newHwpt(binding, { kind: 'paging', space: (target as { space: IovaSpace }).space, auto: true, nestParent: false, pasid: false, dirtyTracking: false, data: null }, undo);
-    hwpt.devices.add(binding.deviceId);
-    undo.push(() => hwpt.devices.delete(binding.deviceId));
-    this.refreshDomain(hwpt, undo);
-    this.setBinding(binding, { hwptId: hwpt.id }, undo);
+  /** The hwpt a binding's RID is attached to, or null (also null for a virtual device's access). */
+  hwptIdOf(binding: Binding): number | null {
+    return binding.attachment?.target.type === 'hwpt' ? binding.attachment.target.id : null;
   }
 
-  private attachAccess(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
-    if (target.kind !== 'ioas') fail('EINVAL', `virtual device ${binding.deviceId} attaches only to an ioas, through its parent`);
-    if (binding.accessIoasId !== null && !replace) {
-      fail('EBUSY', `device ${binding.deviceId} is already attached to ioas ${binding.accessIoasId}: use replace`, {
-        blockers: [{ kind: 'ioas', id: String(binding.accessIoasId), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
-      });
-    }
-    if (binding.accessIoasId === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
-    if (binding.accessIoasId === target.space.id) return;
-    if (binding.accessIoasId !== null) this.detachRid(binding, undo);
-    putDomain(target.space, accessDomain(accessKey(binding.deviceId)), undo);
-    this.deps.allocator.hold(target.space.id, `device ${binding.deviceId}`, undo);
-    this.setBinding(binding, { accessIoasId: target.space.id }, undo);
-  }
-
-  private detachRid(binding: Binding, undo: UndoLog): void {
-    const { allocator } = this.deps;
-    if (binding.accessIoasId !== null) {
-      const space = allocator.space(binding.accessIoasId)!;
-      dropDomain(space, accessKey(binding.deviceId), undo);
-      allocator.unhold(space.id, `device ${binding.deviceId}`, undo);
-      this.setBinding(binding, { accessIoasId: null }, undo);
-      return;
-    }
-    if (binding.hwptId === null) return;
-    const hwpt = this.hwpts.get(binding.hwptId)!;
-    hwpt.devices.delete(binding.deviceId);
-    undo.push(() => hwpt.devices.add(binding.deviceId));
-    this.setBinding(binding, { hwptId: null }, undo);
-    // An automatic hwpt lives as long as a device uses it.
-    if (hwpt.auto && hwpt.devices.size === 0) this.destroyHwpt(hwpt, undo);
-    else this.refreshDomain(hwpt, undo);
-  }
-
-  private attachPasid(binding: Binding, device: Device, target: Target, pasid: number, replace: boolean, undo: UndoLog): void {
-    const iommu = this.deps.store.getIommu();
-    const max = 2 ** iommu.pasidBits - 1;
-    if (!device.pasidCapable) fail('EINVAL', `device ${device.id} is not PASID-capable`);
-    if (!Number.isInteger(pasid) || pasid < 1 || pasid > max) fail('EINVAL', `pasid must be in [1, ${max}]`);
-    if (target.kind !== 'hwpt' || !target.hwpt.pasid) fail('EINVAL', 'a PASID attaches only to a hwpt allocated with pasid: true');
-    const current = binding.pasids.get(pasid);
-    if (current !== undefined && !replace) {
-      fail('EBUSY', `pasid ${pasid} of ${device.id} is already attached to hwpt ${current}: use replace`, {
-        blockers: [{ kind: 'hwpt', id: String(current), reason: `${device.id} pasid ${pasid} attached`, owner: binding.contextId }],
-      });
-    }
-    if (current === undefined && replace) fail('EINVAL', `pasid ${pasid} of ${device.id} is not attached: nothing to replace`);
-    if (current === target.hwpt.id) return;
-    if (current === undefined) {
-      const quota = this.deps.store.getPrincipal(binding.principalId)?.quotas.maxPasids ?? 0;
-      const used = [...this.bindings.values()].filter((b) => b.principalId === binding.principalId).reduce((n, b) => n + b.pasids.size, 0);
-      if (used + 1 > quota) fail('ENOSPC', `maxPasids quota of ${quota} reached`);
-    } else {
-      this.detachPasid(binding, pasid, undo);
-    }
-    const hwpt = target.hwpt;
-    const key = `${binding.deviceId}/${pasid}`;
-    hwpt.pasidUsers.add(key);
-    undo.push(() => hwpt.pasidUsers.delete(key));
-    binding.pasids.set(pasid, hwpt.id);
-    undo.push(() => binding.pasids.delete(pasid));
-    this.deps.store.putPasid(binding.deviceId, pasid, hwpt.id);
-  }
-
-  private detachPasid(binding: Binding, pasid: number, undo: UndoLog): void {
-    const hwptId = binding.pasids.get(pasid);
-    if (hwptId === undefined) return;
-    const hwpt = this.hwpts.get(hwptId)!;
-    const key = `${binding.deviceId}/${pasid}`;
-    hwpt.pasidUsers.delete(key);
-    undo.push(() => hwpt.pasidUsers.add(key));
-    binding.pasids.delete(pasid);
-    undo.push(() => binding.pasids.set(pasid, hwptId));
-    this.deps.store.deletePasid(binding.deviceId, pasid);
-  }
-
-  // ---- hwpts ----------------------------------------------------------------------------------
-
-  /**
-   * POST /hwpts: a manual paging hwpt on an IOAS (its domain joins the IOAS at once), or a nested
-   * one over a paging hwpt allocated with nestParent (which needs `data`, the stage-1 description).
-   */
-  allocHwpt(caller: Caller, args: HwptArgs): Hwpt {
-    const binding = this.bindings.get(args.deviceId);
-    if (!binding || (caller.role !== 'admin' && binding.principalId !== caller.id)) fail('ENOENT', `device ${args.deviceId} is not bound by you`);
-    const device = this.device(args.deviceId);
-    const space = this.deps.allocator.space(args.ptId);
-    const parent = this.hwpts.get(args.ptId);
-    let nested = false;
-    if (space && space.contextId === binding.contextId && !isVirtualKind(device.kind)) {
-      nested = false;
-    } else if (parent && parent.contextId === binding.contextId && !isVirtualKind(device.kind)) {
-      if (parent.kind !== 'paging' || parent.auto || !parent.nestParent) {
-        fail('EINVAL', `hwpt ${parent.id} cannot parent a nested hwpt: it must be a manual paging hwpt allocated with nestParent`);
-      }
-      nested = true;
-    } else {
-      fail('EINVAL', `ptId ${args.ptId} is neither an ioas nor a nest-parent hwpt of the device's context (or the device is virtual)`);
-    }
-    const features = this.deps.store.getIommu().features;
-    if (args.dirtyTracking && !features.dirtyTracking) fail('EOPNOTSUPP', 'the iommu has no dirty tracking');
-    if (args.nestParent && !features.nesting) fail('EOPNOTSUPP', 'the iommu has no nesting support');
-    if (args.pasid && !features.pasid) fail('EOPNOTSUPP', 'the iommu has no PASID support');
-    if (nested && (args.data === undefined || args.data === null || typeof args.data !== 'object')) fail('EINVAL', 'a nested hwpt needs data describing its stage-1 table');
-    if (nested && args.nestParent) fail('EINVAL', 'a nested hwpt cannot itself be a nest parent');
-    return this.deps.allocator.transact(
-      (undo) =>
-        this.newHwpt(
-          binding,
-          nested
-            ? { kind: 'nested', parent: parent!, auto: false, nestParent: false, pasid: args.pasid === true, dirtyTracking: false, data: args.data }
-            : { kind: 'paging', space: space!, auto: false, nestParent: args.nestParent === true, pasid: args.pasid === true, dirtyTracking: args.dirtyTracking === true, data: null },
-          undo,
-        ),
-      { actor: caller.id, action: 'hwpt.alloc', target: `ioas:${args.ptId}` },
-    );
-  }
-
-  /** DELETE /hwpts/{id}: refused EBUSY while devices, PASIDs or nested children use it. */
-  deleteHwpt(caller: Caller, id: number): void {
-    const hwpt = this.getHwpt(caller, id);
-    const blockers: Blocker[] = [
-      ...[...hwpt.devices].map((d) => ({ kind: 'device' as const, id: d, reason: 'attached', owner: hwpt.contextId })),
-      ...[...hwpt.pasidUsers].map((u) => ({ kind: 'device' as const, id: u.split('/')[0]!, reason: `pasid ${u.split('/')[1]} attached`, owner: hwpt.contextId })),
-      ...[...hwpt.children].map((c) => ({ kind: 'hwpt' as const, id: String(c), reason: 'nested child', owner: hwpt.contextId })),
-    ];
-    if (blockers.length > 0) fail('EBUSY', `hwpt ${id} is in use`, { blockers });
-    this.deps.allocator.transact((undo) => this.destroyHwpt(hwpt, undo), { actor: caller.id, action: 'hwpt.destroy', target: `hwpt:${id}` });
-  }
-
-  getHwpt(caller: Caller, id: number): Hwpt {
-    const hwpt = this.hwpts.get(id);
-    if (!hwpt || (caller.role !== 'admin' && hwpt.principalId !== caller.id)) fail('ENOENT', `hwpt ${id} does not exist`);
-    return hwpt;
-  }
-
-  listHwpts(caller: Caller): Hwpt[] {
-    return [...this.hwpts.values()].filter((h) => caller.role === 'admin' || h.principalId === caller.id);
+  /** The IOAS a binding's DMA lands in: its hwpt's, or a virtual device's access IOAS. */
+  ioasIdOf(binding: Binding): number | null {
+    const target = binding.attachment?.target;
+    if (!target) return null;
+    return target.type === 'ioas' ? target.id : (this.deps.objects.find('hwpt', target.id)?.ioasId ?? null);
   }
 
   listBindings(caller: Caller): Binding[] {
-    return [...this.bindings.values()].filter((b) => caller.role === 'admin' || b.principalId === caller.id);
+    return this.deps.objects.visible(caller, 'binding');
   }
 
-  // ---- context release and restart --------------------------------------------------------------
-
-  /** Context release: every binding (PASIDs, attachment, binding), then its hwpts, nested first. */
-  releaseContext(contextId: string, undo: UndoLog): void {
-    for (const b of [...this.bindings.values()].filter((x) => x.contextId === contextId)) this.unbindNow(b, undo);
-    const mine = [...this.hwpts.values()].filter((h) => h.contextId === contextId);
-    for (const h of mine.filter((x) => x.kind === 'nested')) this.destroyHwpt(h, undo);
-    for (const h of mine.filter((x) => x.kind === 'paging' && this.hwpts.has(x.id))) this.destroyHwpt(h, undo);
-  }
-
-  restore(rows: ReturnType<Store['loadOwnership']>): void {
-    const { allocator, store } = this.deps;
-    for (const r of rows.hwpts) {
-      const ctx = allocator.context(r.contextId);
-      if (!ctx) continue;
-      const hwpt: Hwpt = { ...r, principalId: ctx.principalId, devices: new Set(), pasidUsers: new Set(), children: new Set() };
-      this.hwpts.set(hwpt.id, hwpt);
-      allocator.reserveId(hwpt.id);
-      if (hwpt.kind === 'paging') allocator.hold(hwpt.ioasId, `hwpt ${hwpt.id}`);
-      if (hwpt.parentId !== null) this.hwpts.get(hwpt.parentId)?.children.add(hwpt.id);
+  /**
+   * Attaches the RID. A replace makes the new page table (an automatic hwpt included) before the old
+   * attachment goes, as iommufd_device_change_pt does: the old automatic hwpt is destroyed only
+   * after, so its id is never handed to the new one. A failed replace keeps the old attachment.
+   */
+  private attachRid(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
+    const { objects } = this.deps;
+    const currentId = this.hwptIdOf(binding);
+    if (currentId !== null && !replace) {
+      fail('EBUSY', `device ${binding.deviceId} is already attached to hwpt ${currentId}: use replace`, {
+        blockers: [{ kind: 'hwpt', id: String(currentId), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
+      });
     }
-    for (const r of rows.bindings) {
-      const ctx = allocator.context(r.contextId);
-      const device = store.getDevice(r.deviceId);
-      if (!ctx || !device) continue;
-      this.bindings.set(r.deviceId, { deviceId: r.deviceId, groupId: device.groupId, contextId: r.contextId, principalId: ctx.principalId, hwptId: r.hwptId, accessIoasId: r.accessIoasId, pasids: new Map() });
-      if (r.hwptId !== null) this.hwpts.get(r.hwptId)?.devices.add(r.deviceId);
-      if (r.accessIoasId !== null) {
-        allocator.hold(r.accessIoasId, `device ${r.deviceId}`);
-        allocator.space(r.accessIoasId)?.restoreDomain(accessDomain(accessKey(r.deviceId)));
+    if (currentId === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
+    const wanted = target.kind === 'hwpt' ? target.hwpt : this.hwpts.autoOf(target.space, binding.contextId);
+    if (currentId !== null && wanted && currentId === wanted.id) return; // replace with the same page table
+    // Devices of one group share one page table: they can reach each other anyway.
+    for (const peer of objects.all('binding').values()) {
+      const peerHwpt = this.hwptIdOf(peer);
+      if (peer.groupId !== binding.groupId || peer.deviceId === binding.deviceId || peerHwpt === null) continue;
+      if (!wanted || peerHwpt !== wanted.id) {
+        fail('EINVAL', `device ${peer.deviceId} of the same group is attached to hwpt ${peerHwpt}: a group shares one page table`);
       }
     }
-    for (const p of rows.pasids) {
-      this.bindings.get(p.deviceId)?.pasids.set(p.pasid, p.hwptId);
-      this.hwpts.get(p.hwptId)?.pasidUsers.add(`${p.deviceId}/${p.pasid}`);
+    const hwpt =
+      wanted ??
+      this.hwpts.create(binding, { kind: 'paging', space: (target as { space: IovaSpace }).space, auto: true, nestParent: false, pasid: false, dirtyTracking: false, data: null }, undo);
+    if (binding.attachment) objects.destroy(binding.attachment, undo);
+    this.link(binding, { type: 'hwpt', id: hwpt.id }, hwpt, undo);
+    this.hwpts.refreshDomain(hwpt, undo);
+  }
+
+  /** A virtual device reaches an IOAS through its parent (iommufd's emulated access): no hwpt. */
+  private attachAccess(binding: Binding, target: Target, replace: boolean, undo: UndoLog): void {
+    if (target.kind !== 'ioas') fail('EINVAL', `virtual device ${binding.deviceId} attaches only to an ioas, through its parent`);
+    const current = binding.attachment?.target.id ?? null;
+    if (current !== null && !replace) {
+      fail('EBUSY', `device ${binding.deviceId} is already attached to ioas ${current}: use replace`, {
+        blockers: [{ kind: 'ioas', id: String(current), reason: `${binding.deviceId} attached`, owner: binding.contextId }],
+      });
     }
-    for (const h of this.hwpts.values()) if (h.kind === 'paging') allocator.space(h.ioasId)?.restoreDomain(this.domainOf(h));
+    if (current === null && replace) fail('EINVAL', `device ${binding.deviceId} is not attached: nothing to replace`);
+    if (current === target.space.id) return;
+    if (binding.attachment) this.deps.objects.destroy(binding.attachment, undo);
+    putDomain(target.space, accessDomain(accessKey(binding.deviceId)), undo);
+    this.link(binding, { type: 'ioas', id: target.space.id }, target.space, undo);
+  }
+
+  /** The attachment object: it uses its page table and its binding, and is written with the binding row. */
+  private link(binding: Binding, ref: Attachment['target'], pt: Hwpt | IovaSpace, undo?: UndoLog): void {
+    const { objects } = this.deps;
+    const attachment: Attachment = {
+      type: 'attachment',
+      id: binding.deviceId,
+      deviceId: binding.deviceId,
+      target: ref,
+      contextId: binding.contextId,
+      principalId: binding.principalId,
+      users: new Set(),
+    };
+    objects.add(attachment, undo);
+    objects.use(attachment, pt, undo);
+    objects.use(attachment, binding, undo);
+    this.setAttachment(binding, attachment, undo);
+  }
+
+  /** What detaching undoes: the domain or access leaves the IOAS; an automatic hwpt goes with its last device. */
+  private teardownAttachment(attachment: Attachment, undo: UndoLog): void {
+    const { objects } = this.deps;
+    const binding = objects.find('binding', attachment.deviceId)!;
+    objects.unuse(attachment, binding, undo);
+    this.setAttachment(binding, null, undo);
+    if (attachment.target.type === 'ioas') {
+      const space = objects.find('ioas', attachment.target.id)!;
+      objects.unuse(attachment, space, undo);
+      dropDomain(space, accessKey(attachment.deviceId), undo);
+      return;
+    }
+    const hwpt = objects.find('hwpt', attachment.target.id)!;
+    objects.unuse(attachment, hwpt, undo);
+    // An automatic hwpt lives as long as a device uses it.
+    if (hwpt.auto && hwpt.users.size === 0) objects.destroy(hwpt, undo);
+    else this.hwpts.refreshDomain(hwpt, undo);
+  }
+
+  private setAttachment(binding: Binding, attachment: Attachment | null, undo?: UndoLog): void {
+    const before = binding.attachment;
+    binding.attachment = attachment;
+    undo?.push(() => (binding.attachment = before));
+    if (undo) this.persist(binding);
+  }
+
+  // ---- restart ----------------------------------------------------------------------------------
+
+  restore(): void {
+    const { objects, bindings, inventory } = this.deps;
+    this.hwpts.restore();
+    for (const r of bindings.listBindings()) {
+      const ctx = objects.find('context', r.contextId);
+      const device = inventory.getDevice(r.deviceId);
+      if (!ctx || !device || device.groupId === null) continue;
+      const binding: Binding = {
+        type: 'binding',
+        id: r.deviceId,
+        deviceId: r.deviceId,
+        groupId: device.groupId,
+        contextId: r.contextId,
+        principalId: ctx.principalId,
+        users: new Set(),
+        attachment: null,
+        pasids: new Map(),
+      };
+      objects.add(binding);
+      const hwpt = r.hwptId === null ? undefined : objects.find('hwpt', r.hwptId);
+      const space = r.accessIoasId === null ? undefined : objects.find('ioas', r.accessIoasId);
+      if (hwpt) this.link(binding, { type: 'hwpt', id: hwpt.id }, hwpt);
+      else if (space) {
+        this.link(binding, { type: 'ioas', id: space.id }, space);
+        space.restoreDomain(accessDomain(accessKey(r.deviceId)));
+      }
+    }
+    this.pasids.restore();
+    this.hwpts.restoreDomains();
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private unbindNow(binding: Binding, undo: UndoLog): void {
-    for (const pasid of [...binding.pasids.keys()]) this.detachPasid(binding, pasid, undo);
-    this.detachRid(binding, undo);
-    this.deps.store.deleteBinding(binding.deviceId);
-    this.bindings.delete(binding.deviceId);
-    undo.push(() => this.bindings.set(binding.deviceId, binding));
+  /** Other bindings of the binding's group. */
+  private peersOf(binding: Binding): Binding[] {
+    return [...this.deps.objects.all('binding').values()].filter((b) => b.groupId === binding.groupId && b.deviceId !== binding.deviceId);
+  }
+
+  private persist(binding: Binding): void {
+    const target = binding.attachment?.target;
+    this.deps.bindings.putBinding(binding.deviceId, binding.contextId, target?.type === 'hwpt' ? target.id : null, target?.type === 'ioas' ? target.id : null);
   }
 
   /** Resolves ptId within the binding's context: unknown, or another context's, is ENOENT. */
   private target(binding: Binding, ptId: number): Target {
-    const space = this.deps.allocator.space(ptId);
+    const { objects } = this.deps;
+    const space = objects.find('ioas', ptId);
     if (space && space.contextId === binding.contextId) return { kind: 'ioas', space };
-    const hwpt = this.hwpts.get(ptId);
+    const hwpt = objects.find('hwpt', ptId);
     if (hwpt && hwpt.contextId === binding.contextId) return { kind: 'hwpt', hwpt };
     fail('ENOENT', `no ioas or hwpt ${ptId} in the device's context`);
   }
 
-  /** The automatic hwpt an IOAS already has for this context, if any. */
-  private autoHwptOf(space: IovaSpace, contextId: string): Hwpt | undefined {
-    for (const h of this.hwpts.values()) if (h.auto && h.ioasId === space.id && h.contextId === contextId) return h;
-    return undefined;
-  }
-
-  private newHwpt(
-    binding: Binding,
-    spec:
-      | { kind: 'paging'; space: IovaSpace; auto: boolean; nestParent: boolean; pasid: boolean; dirtyTracking: boolean; data: null }
-      | { kind: 'nested'; parent: Hwpt; auto: false; nestParent: false; pasid: boolean; dirtyTracking: false; data: unknown },
-    undo: UndoLog,
-  ): Hwpt {
-    const { allocator, store } = this.deps;
-    const id = allocator.allocateId(undo);
-    const ioasId = spec.kind === 'paging' ? spec.space.id : spec.parent.ioasId;
-    const hwpt: Hwpt = {
-      id,
-      contextId: binding.contextId,
-      principalId: binding.principalId,
-      kind: spec.kind,
-      ioasId,
-      parentId: spec.kind === 'nested' ? spec.parent.id : null,
-      auto: spec.auto,
-      nestParent: spec.nestParent,
-      pasid: spec.pasid,
-      dirtyTracking: spec.dirtyTracking,
-      data: spec.data,
-      createdAt: new Date().toISOString(),
-      devices: new Set(),
-      pasidUsers: new Set(),
-      children: new Set(),
-    };
-    store.insertHwpt(hwpt);
-    this.hwpts.set(id, hwpt);
-    undo.push(() => this.hwpts.delete(id));
-    if (spec.kind === 'paging') {
-      // The domain joins the IOAS now: existing mappings and allowed ranges must fit it (EADDRINUSE).
-      putDomain(spec.space, this.domainOf(hwpt), undo);
-      allocator.hold(ioasId, `hwpt ${id}`, undo);
-    } else {
-      spec.parent.children.add(id);
-      undo.push(() => spec.parent.children.delete(id));
-    }
-    return hwpt;
-  }
-
-  private destroyHwpt(hwpt: Hwpt, undo: UndoLog): void {
-    const { allocator, store } = this.deps;
-    if (hwpt.kind === 'paging') {
-      const space = allocator.space(hwpt.ioasId)!;
-      dropDomain(space, hwptKey(hwpt.id), undo);
-      allocator.unhold(space.id, `hwpt ${hwpt.id}`, undo);
-    } else {
-      const parent = this.hwpts.get(hwpt.parentId!)!;
-      parent.children.delete(hwpt.id);
-      undo.push(() => parent.children.add(hwpt.id));
-    }
-    store.deleteHwpt(hwpt.id);
-    this.hwpts.delete(hwpt.id);
-    undo.push(() => this.hwpts.set(hwpt.id, hwpt));
-    allocator.freeId(hwpt.id, undo);
-  }
-
-  /** The paging domain a hwpt puts on its IOAS, with the reserved regions of every device behind it. */
-  private domainOf(hwpt: Hwpt): ReturnType<typeof iommuDomain> {
-    const { store } = this.deps;
-    const ids = new Set(hwpt.devices);
-    for (const c of hwpt.children) for (const d of this.hwpts.get(c)?.devices ?? []) ids.add(d);
-    const devices = [...ids].map((id) => store.getDevice(id)).filter((d): d is Device => d !== undefined);
-    return iommuDomain(hwptKey(hwpt.id), store.getIommu(), devices);
-  }
-
-  /** Recomputes the paging domain behind a hwpt after its devices changed (EADDRINUSE on conflict). */
-  private refreshDomain(hwpt: Hwpt, undo: UndoLog): void {
-    const paging = hwpt.kind === 'paging' ? hwpt : this.hwpts.get(hwpt.parentId!)!;
-    putDomain(this.deps.allocator.space(paging.ioasId)!, this.domainOf(paging), undo);
-  }
-
-  private setBinding(binding: Binding, change: Partial<Pick<Binding, 'hwptId' | 'accessIoasId'>>, undo: UndoLog): void {
-    const before = { hwptId: binding.hwptId, accessIoasId: binding.accessIoasId };
-    Object.assign(binding, change);
-    undo.push(() => Object.assign(binding, before));
-    this.persist(binding);
-  }
-
-  private persist(binding: Binding): void {
-    this.deps.store.putBinding(binding.deviceId, binding.contextId, binding.hwptId, binding.accessIoasId);
-  }
-
   private device(id: string): Device {
-    const device = this.deps.store.getDevice(id);
+    const device = this.deps.inventory.getDevice(id);
     if (!device) fail('ENOENT', `device ${id} does not exist`);
     return device;
   }
@@ -443,8 +297,8 @@ export class DeviceFirst implements OwnershipPolicy {
   /** The caller's binding of the device; not bound (or bound by another principal) is EINVAL. */
   private mine(caller: Caller, deviceId: string): Binding {
     this.device(deviceId);
-    const binding = this.bindings.get(deviceId);
-    if (!binding || (caller.role !== 'admin' && binding.principalId !== caller.id)) fail('EINVAL', `device ${deviceId} is not bound by you`);
+    const binding = this.deps.objects.find('binding', deviceId);
+    if (!binding || !visibleTo(caller, binding)) fail('EINVAL', `device ${deviceId} is not bound by you`);
     return binding;
   }
 }

@@ -1,4 +1,4 @@
-import type { UndoLog } from '../allocator.js';
+import type { UndoLog } from '../tx.js';
 import { fail, IoasdError, type Errno } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
 import { PAGE_SIZE } from '../map-rules.js';

@@ -1,23 +1,11 @@
-import type { Allocator, Caller, UndoLog } from '../allocator.js';
+import type { Caller } from '../caller.js';
 import { fail } from '../errors.js';
 import type { PolicyName } from '../model.js';
-import { OwnershipState } from '../ownership.js';
-import type { Store } from '../ports.js';
+import type { SystemPort } from '../ports.js';
 import { DeviceFirst } from './device-first.js';
 import { GroupFirst } from './group-first.js';
-
-/**
- * What every ownership policy provides to the engine. Their operations differ (open/container vs
- * bind/attach) and are reached through {@link PolicyEngine.groupFirst} / {@link PolicyEngine.deviceFirst};
- * the rules they enforce are the shared ones of ownership.ts.
- */
-export interface OwnershipPolicy {
-  readonly name: PolicyName;
-  /** Undoes, in dependency order, everything a context holds under this policy. */
-  releaseContext(contextId: string, undo: UndoLog): void;
-  /** Rebuilds this policy's state from the store at start-up. */
-  restore(rows: ReturnType<Store['loadOwnership']>): void;
-}
+import type { Hwpts } from './hwpts.js';
+import type { PolicyDeps } from './types.js';
 
 export interface PolicySwitch {
   policy: PolicyName;
@@ -27,34 +15,34 @@ export interface PolicySwitch {
 }
 
 /**
- * The policy engine: one ownership state, two policies behind it, one of them in force. Routes of
- * the other policy answer EOPNOTSUPP; the policy changes only while nothing is held, so the two
- * never hold anything at the same time.
+ * The policy engine: one object table, two policies over it, one of them in force. Routes of the
+ * other policy answer EOPNOTSUPP; the policy changes only while nothing is held, so the two never
+ * hold anything at the same time.
  */
 export class PolicyEngine {
-  readonly state: OwnershipState;
   private readonly groupFirstPolicy: GroupFirst;
   private readonly deviceFirstPolicy: DeviceFirst;
 
   constructor(
-    private readonly store: Store,
-    private readonly allocator: Allocator,
+    private readonly deps: PolicyDeps,
+    private readonly system: SystemPort,
   ) {
-    this.state = new OwnershipState(store);
-    const deps = { store, allocator, state: this.state };
     this.groupFirstPolicy = new GroupFirst(deps);
     this.deviceFirstPolicy = new DeviceFirst(deps);
-    const policies: OwnershipPolicy[] = [this.deviceFirstPolicy, this.groupFirstPolicy];
-    // A context's bindings, hwpts and groups go before its address spaces (they hold them).
-    allocator.onRelease((contextId, undo) => {
-      for (const p of policies) p.releaseContext(contextId, undo);
-    });
-    const rows = store.loadOwnership();
-    for (const p of policies) p.restore(rows);
+  }
+
+  get state(): PolicyDeps['state'] {
+    return this.deps.state;
+  }
+
+  /** Start-up: both policies' objects back from the store (only one of them has any). */
+  restore(): void {
+    this.deviceFirstPolicy.restore();
+    this.groupFirstPolicy.restore();
   }
 
   get policy(): PolicyName {
-    return this.store.getPolicy() ?? 'device-first';
+    return this.system.getPolicy() ?? 'device-first';
   }
 
   groupFirst(): GroupFirst {
@@ -67,23 +55,34 @@ export class PolicyEngine {
     return this.deviceFirstPolicy;
   }
 
-  /** Hwpts and bindings are listed whatever the policy (they are simply empty under group-first). */
+  /** Views that answer whatever the policy (simply empty under group-first). */
   get deviceFirstView(): DeviceFirst {
     return this.deviceFirstPolicy;
   }
 
-  /** PUT /system/policy: refused EBUSY, with blockers, while any group is open or any device bound. */
-  setPolicy(caller: Caller | null, policy: PolicyName, dryRun = false): PolicySwitch {
+  get groupFirstView(): GroupFirst {
+    return this.groupFirstPolicy;
+  }
+
+  get hwpts(): Hwpts {
+    return this.deviceFirstPolicy.hwpts;
+  }
+
+  /** PUT /system/policy: refused EBUSY, with blockers, while any group is open or any device bound (a dry run is Tx.dryRun of it). */
+  setPolicy(caller: Caller | null, policy: PolicyName): PolicySwitch {
     const previous = this.policy;
-    const blockers = previous === policy ? [] : this.state.holdings(caller);
+    const blockers = previous === policy ? [] : this.deps.state.holdings(caller);
     if (blockers.length > 0) {
       fail('EBUSY', `the policy cannot change while ${blockers.length} group(s) or device(s) are held`, { blockers });
     }
-    if (dryRun || previous === policy) return { policy, previous, changed: false, dryRun };
-    this.allocator.transact(
-      () => this.store.setPolicy(policy),
+    if (previous === policy) return { policy, previous, changed: false, dryRun: false };
+    this.deps.tx.run(
+      () => {
+        this.system.setPolicy(policy);
+        this.deps.tx.emit({ type: 'policy.changed', object: { kind: 'policy', id: 'policy' }, scope: 'inventory', principalId: null, contextId: null, detail: { from: previous, to: policy } });
+      },
       { actor: caller?.id ?? null, action: 'system.policy', target: `policy:${policy}` },
     );
-    return { policy, previous, changed: true, dryRun };
+    return { policy, previous, changed: true, dryRun: false };
   }
 }

@@ -1,39 +1,40 @@
-import type { Allocator, Caller, UndoLog } from '../allocator.js';
+import { visibleTo, type Caller } from '../caller.js';
 import { fail } from '../errors.js';
-import type { Device, GroupHold, GroupRecord } from '../model.js';
-import { assertClearance, assertNoKernelDma, type OwnershipState } from '../ownership.js';
-import type { Store } from '../ports.js';
-import type { OwnershipPolicy } from './engine.js';
+import type { Device, DeviceOpen, Domain, GroupHold, GroupRecord } from '../model.js';
+import { assignableGroup } from '../isolation.js';
+import { assertClearance, assertNoKernelDma } from '../ownership.js';
+import type { UndoLog } from '../tx.js';
 import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
-
-export interface PolicyDeps {
-  store: Store;
-  allocator: Allocator;
-  state: OwnershipState;
-}
+import { groupEvent, type OwnershipPolicy, type PolicyDeps } from './types.js';
 
 const CONTAINER = 'container';
 
 /**
- * group-first: legacy VFIO (drivers/vfio/group.c, container.c). A context opens a whole group, puts
- * it in a container (an IOAS, which is when the group's DMA ownership is claimed), then opens
- * devices of it. Mappings follow the type1v2 rules through the container's IOMMU model.
+ * group-first: legacy VFIO (drivers/vfio/group.c, container.c). A context opens a whole group (a
+ * group-hold object), puts it in a container (an IOAS, which the hold then uses: that is when the
+ * group's DMA ownership is claimed), then opens devices of it (device-open objects, users of the
+ * hold). Mappings follow the type1v2 rules through the container's IOMMU model.
  */
 export class GroupFirst implements OwnershipPolicy {
   readonly name = 'group-first' as const;
 
-  constructor(private readonly deps: PolicyDeps) {}
-
-  private get holds(): Map<number, GroupHold> {
-    return this.deps.state.groupHolds;
+  constructor(private readonly deps: PolicyDeps) {
+    deps.objects.define('group-hold', (hold, undo) => {
+      if (hold.ioasId !== null) this.leaveContainer(hold, undo);
+      deps.groupHolds.deleteGroupHold(hold.groupId);
+    });
+    deps.objects.define('device-open', (open, undo) => {
+      deps.objects.unuse(open, deps.objects.find('group-hold', open.groupId)!, undo);
+      deps.groupHolds.deleteDeviceOpen(open.deviceId);
+    });
   }
 
   /** POST /groups/{id}/open: open by anyone already is EBUSY; clearance for every label is EACCES. */
   openGroup(caller: Caller, groupId: number, contextId: string): GroupHold {
-    const { store, allocator, state } = this.deps;
+    const { inventory, objects, state, tx, groupHolds } = this.deps;
     const group = this.group(groupId);
-    const ctx = allocator.getContext(caller, contextId);
-    if (this.holds.has(groupId)) {
+    const ctx = objects.get(caller, 'context', contextId);
+    if (objects.find('group-hold', groupId)) {
       // VFIO allows one open of a group at a time, even by the same process.
       state.assertNoOtherHolder(groupId, contextId, caller, 'EBUSY');
       fail('EBUSY', `group ${groupId} is already open in this context`, { blockers: [{ kind: 'group', id: String(groupId), reason: 'already open', owner: contextId }] });
@@ -41,16 +42,15 @@ export class GroupFirst implements OwnershipPolicy {
     // A device bound under device-first would hold the group too (the policies never mix, but the
     // rule is the same one).
     state.assertNoOtherHolder(groupId, contextId, caller, 'EBUSY');
-    const members = store.devicesInGroup(group.id);
-    assertClearance(this.clearances(ctx.principalId), groupId, members);
+    const members = inventory.devicesInGroup(group.id);
+    assertClearance(this.deps.clearancesOf(ctx.principalId), groupId, members);
     // Opening makes the context the group's owner: an mdev's parent and its mdevs never share one.
     for (const d of members) state.assertParentUnowned(d, caller, 'EBUSY');
-    return allocator.transact(
+    return tx.run(
       (undo) => {
-        const hold: GroupHold = { groupId, contextId, principalId: ctx.principalId, ioasId: null, deviceOpens: new Map() };
-        store.putGroupHold(groupId, contextId, null);
-        this.holds.set(groupId, hold);
-        undo.push(() => this.holds.delete(groupId));
+        const hold: GroupHold = { type: 'group-hold', id: groupId, groupId, contextId, principalId: ctx.principalId, users: new Set(), ioasId: null };
+        groupHolds.putGroupHold(groupId, contextId, null);
+        objects.add(hold, undo);
         return hold;
       },
       { actor: caller.id, action: 'group.open', target: `group:${groupId}` },
@@ -60,7 +60,7 @@ export class GroupFirst implements OwnershipPolicy {
   /** POST /groups/{id}/close: releases the group's devices, container membership and ownership. */
   closeGroup(caller: Caller, groupId: number): void {
     const hold = this.mine(caller, groupId);
-    this.deps.allocator.transact((undo) => this.close(hold, undo), { actor: caller.id, action: 'group.close', target: `group:${groupId}` });
+    this.deps.tx.run((undo) => this.deps.objects.destroyWithUsers(hold, undo), { actor: caller.id, action: 'group.close', target: `group:${groupId}` });
   }
 
   /**
@@ -68,23 +68,24 @@ export class GroupFirst implements OwnershipPolicy {
    * group fixes the container's IOMMU model; a later one must agree with the existing mappings.
    */
   setContainer(caller: Caller, groupId: number, ioasId: number): GroupHold {
-    const { store, allocator, state } = this.deps;
+    const { inventory, objects, state, tx, groupHolds } = this.deps;
     const hold = this.mine(caller, groupId);
-    const space = allocator.getIoas(caller, ioasId);
+    const space = objects.get(caller, 'ioas', ioasId);
     if (space.contextId !== hold.contextId) fail('EINVAL', `ioas ${ioasId} belongs to another context than group ${groupId}`);
     if (hold.ioasId !== null) fail('EINVAL', `group ${groupId} is already in container ${hold.ioasId}`);
     const group = this.group(groupId);
-    const members = store.devicesInGroup(groupId);
+    const members = inventory.devicesInGroup(groupId);
     assertNoKernelDma(groupId, members, 'EPERM');
     for (const d of members) state.assertParentKeepsKernelDriver(d, caller, 'EPERM');
-    return allocator.transact(
+    return tx.run(
       (undo) => {
-        hold.ioasId = ioasId;
-        undo.push(() => (hold.ioasId = null));
         // EINVAL, as VFIO_GROUP_SET_CONTAINER does when the new group's IOMMU cannot take the mappings.
         putDomain(space, this.model(space.id, group), undo, 'EINVAL');
-        store.putGroupHold(groupId, hold.contextId, ioasId);
-        allocator.hold(ioasId, `group ${groupId}`, undo);
+        hold.ioasId = ioasId;
+        undo.push(() => (hold.ioasId = null));
+        groupHolds.putGroupHold(groupId, hold.contextId, ioasId);
+        objects.use(hold, space, undo);
+        this.deps.tx.emit(groupEvent('group.claimed', hold, members.map((d) => d.id)));
         return hold;
       },
       { actor: caller.id, action: 'group.container', target: `group:${groupId}` },
@@ -95,12 +96,8 @@ export class GroupFirst implements OwnershipPolicy {
   unsetContainer(caller: Caller, groupId: number): GroupHold {
     const hold = this.mine(caller, groupId);
     if (hold.ioasId === null) fail('EINVAL', `group ${groupId} is not in a container`);
-    if (hold.deviceOpens.size > 0) {
-      fail('EBUSY', `group ${groupId} has open devices`, {
-        blockers: [...hold.deviceOpens.keys()].map((id) => ({ kind: 'device', id, reason: 'open', owner: hold.contextId })),
-      });
-    }
-    return this.deps.allocator.transact(
+    if (hold.users.size > 0) fail('EBUSY', `group ${groupId} has open devices`, { blockers: this.deps.objects.blockersOf(hold) });
+    return this.deps.tx.run(
       (undo) => {
         this.leaveContainer(hold, undo);
         return hold;
@@ -111,15 +108,26 @@ export class GroupFirst implements OwnershipPolicy {
 
   /** POST /groups/{id}/devices/{deviceId}/open: needs the group open by the caller and in a container. */
   openDevice(caller: Caller, groupId: number, deviceId: string): { deviceId: string; opens: number } {
+    const { inventory, objects, tx, groupHolds } = this.deps;
     const hold = this.held(caller, groupId);
     if (hold.ioasId === null) fail('EINVAL', `group ${groupId} is not in a container: set one before opening devices`);
-    const device = this.deps.store.getDevice(deviceId);
+    const device = inventory.getDevice(deviceId);
+    if (device) assignableGroup(device);
     if (!device || device.groupId !== groupId) fail('ENODEV', `device ${deviceId} is not in group ${groupId}`);
-    return this.deps.allocator.transact(
+    return tx.run(
       (undo) => {
-        const opens = (hold.deviceOpens.get(deviceId) ?? 0) + 1;
-        this.setOpens(hold, deviceId, opens, undo);
-        return { deviceId, opens };
+        let open = objects.find('device-open', deviceId);
+        if (open) {
+          open.count++;
+          const o = open;
+          undo.push(() => o.count--);
+        } else {
+          open = { type: 'device-open', id: deviceId, deviceId, groupId, contextId: hold.contextId, principalId: hold.principalId, users: new Set(), count: 1 };
+          objects.add(open, undo);
+          objects.use(open, hold, undo);
+        }
+        groupHolds.putDeviceOpen(deviceId, groupId, open.count);
+        return { deviceId, opens: open.count };
       },
       { actor: caller.id, action: 'device.open', target: `device:${deviceId}` },
     );
@@ -127,67 +135,75 @@ export class GroupFirst implements OwnershipPolicy {
 
   /** POST /groups/{id}/devices/{deviceId}/close: one open fewer; not open is EINVAL. */
   closeDevice(caller: Caller, groupId: number, deviceId: string): { deviceId: string; opens: number } {
-    const hold = this.held(caller, groupId);
-    const current = hold.deviceOpens.get(deviceId);
-    if (current === undefined) fail('EINVAL', `device ${deviceId} is not open`);
-    return this.deps.allocator.transact(
+    const { objects, tx, groupHolds } = this.deps;
+    this.held(caller, groupId);
+    const open = objects.find('device-open', deviceId);
+    if (!open || open.groupId !== groupId) fail('EINVAL', `device ${deviceId} is not open`);
+    return tx.run(
       (undo) => {
-        this.setOpens(hold, deviceId, current - 1, undo);
-        return { deviceId, opens: current - 1 };
+        if (open.count === 1) {
+          objects.destroy(open, undo);
+          return { deviceId, opens: 0 };
+        }
+        open.count--;
+        undo.push(() => open.count++);
+        groupHolds.putDeviceOpen(deviceId, groupId, open.count);
+        return { deviceId, opens: open.count };
       },
       { actor: caller.id, action: 'device.close', target: `device:${deviceId}` },
     );
   }
 
-  /** Context release: every group the context holds is closed (devices, container, hold). */
-  releaseContext(contextId: string, undo: UndoLog): void {
-    for (const hold of [...this.holds.values()].filter((h) => h.contextId === contextId)) this.close(hold, undo);
+  /** Open devices of a hold and how often each is open. */
+  openDevicesOf(hold: GroupHold): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const u of hold.users) if (u.type === 'device-open') out[(u as DeviceOpen).deviceId] = (u as DeviceOpen).count;
+    return out;
   }
 
-  /** Start-up: puts container models and holds back as they were. */
-  restore(rows: ReturnType<Store['loadOwnership']>): void {
-    const { allocator, store } = this.deps;
-    for (const r of rows.groupHolds) {
-      const ctx = allocator.context(r.contextId);
+  /** Start-up: holds, device opens and container models back as they were. */
+  restore(): void {
+    const { objects, groupHolds, inventory } = this.deps;
+    for (const r of groupHolds.listGroupHolds()) {
+      const ctx = objects.find('context', r.contextId);
       if (!ctx) continue;
-      this.holds.set(r.groupId, { groupId: r.groupId, contextId: r.contextId, principalId: ctx.principalId, ioasId: r.ioasId, deviceOpens: new Map() });
+      objects.add({ type: 'group-hold', id: r.groupId, groupId: r.groupId, contextId: r.contextId, principalId: ctx.principalId, users: new Set(), ioasId: r.ioasId });
     }
-    for (const o of rows.deviceOpens) this.holds.get(o.groupId)?.deviceOpens.set(o.deviceId, o.count);
-    for (const hold of this.holds.values()) {
+    for (const o of groupHolds.listDeviceOpens()) {
+      const hold = objects.find('group-hold', o.groupId);
+      if (!hold) continue;
+      const open: DeviceOpen = { type: 'device-open', id: o.deviceId, deviceId: o.deviceId, groupId: o.groupId, contextId: hold.contextId, principalId: hold.principalId, users: new Set(), count: o.count };
+      objects.add(open);
+      objects.use(open, hold);
+    }
+    for (const hold of objects.all('group-hold').values()) {
       if (hold.ioasId === null) continue;
-      allocator.hold(hold.ioasId, `group ${hold.groupId}`);
-      const space = allocator.space(hold.ioasId);
-      const group = store.getGroup(hold.groupId);
-      if (space && group) space.restoreDomain(this.model(space.id, group));
+      const space = objects.find('ioas', hold.ioasId);
+      const group = inventory.getGroup(hold.groupId);
+      if (!space || !group) continue;
+      objects.use(hold, space);
+      space.restoreDomain(this.model(space.id, group));
     }
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private close(hold: GroupHold, undo: UndoLog): void {
-    const { store } = this.deps;
-    for (const deviceId of [...hold.deviceOpens.keys()]) this.setOpens(hold, deviceId, 0, undo);
-    if (hold.ioasId !== null) this.leaveContainer(hold, undo);
-    store.deleteGroupHold(hold.groupId);
-    this.holds.delete(hold.groupId);
-    undo.push(() => this.holds.set(hold.groupId, hold));
-  }
-
   /** The group leaves its container; when the last group goes, the IOMMU model and every mapping go (type1). */
   private leaveContainer(hold: GroupHold, undo: UndoLog): void {
-    const { allocator, store } = this.deps;
+    const { objects, groupHolds, inventory, mappings } = this.deps;
     const ioasId = hold.ioasId!;
+    const space = objects.find('ioas', ioasId)!;
     hold.ioasId = null;
     undo.push(() => (hold.ioasId = ioasId));
-    store.putGroupHold(hold.groupId, hold.contextId, null);
-    allocator.unhold(ioasId, `group ${hold.groupId}`, undo);
-    const space = allocator.space(ioasId)!;
-    const rest = [...this.holds.values()].filter((h) => h.ioasId === ioasId);
+    groupHolds.putGroupHold(hold.groupId, hold.contextId, null);
+    objects.unuse(hold, space, undo);
+    this.deps.tx.emit(groupEvent('group.released', hold));
+    const rest = [...objects.all('group-hold').values()].filter((h) => h.ioasId === ioasId);
     if (rest.length === 0) {
-      allocator.unmapEverything(space, undo);
+      mappings.removeAll(space, undo);
       dropDomain(space, CONTAINER, undo);
     } else {
-      putDomain(space, this.model(ioasId, store.getGroup(rest[0]!.groupId)!), undo, 'EINVAL');
+      putDomain(space, this.model(ioasId, inventory.getGroup(rest[0]!.groupId)!), undo, 'EINVAL');
     }
   }
 
@@ -195,36 +211,20 @@ export class GroupFirst implements OwnershipPolicy {
    * The container's IOMMU model: the iommu's page sizes, aperture and reserved regions plus every
    * member device's own reserved regions. Containers of virtual groups only get page granularity.
    */
-  private model(ioasId: number, joining: GroupRecord): ReturnType<typeof iommuDomain> {
-    const { store } = this.deps;
-    const groups = new Set([...this.holds.values()].filter((h) => h.ioasId === ioasId).map((h) => h.groupId));
+  private model(ioasId: number, joining: GroupRecord): Domain {
+    const { inventory, objects } = this.deps;
+    const groups = new Set([...objects.all('group-hold').values()].filter((h) => h.ioasId === ioasId).map((h) => h.groupId));
     groups.add(joining.id);
-    const hardware = [...groups].map((g) => store.getGroup(g)).filter((g): g is GroupRecord => g?.kind === 'iommu');
+    const hardware = [...groups].map((g) => inventory.getGroup(g)).filter((g): g is GroupRecord => g?.kind === 'iommu');
     if (hardware.length === 0) return accessDomain(CONTAINER);
-    const devices: Device[] = hardware.flatMap((g) => store.devicesInGroup(g.id));
-    return iommuDomain(CONTAINER, store.getIommu(), devices);
-  }
-
-  private setOpens(hold: GroupHold, deviceId: string, opens: number, undo: UndoLog): void {
-    const before = hold.deviceOpens.get(deviceId);
-    if (opens === 0) {
-      hold.deviceOpens.delete(deviceId);
-      this.deps.store.deleteDeviceOpen(deviceId);
-    } else {
-      hold.deviceOpens.set(deviceId, opens);
-      this.deps.store.putDeviceOpen(deviceId, hold.groupId, opens);
-    }
-    undo.push(() => (before === undefined ? hold.deviceOpens.delete(deviceId) : hold.deviceOpens.set(deviceId, before)));
+    const devices: Device[] = hardware.flatMap((g) => inventory.devicesInGroup(g.id));
+    return iommuDomain(CONTAINER, inventory.getIommu(), devices);
   }
 
   private group(groupId: number): GroupRecord {
-    const group = this.deps.store.getGroup(groupId);
+    const group = this.deps.inventory.getGroup(groupId);
     if (!group) fail('ENOENT', `group ${groupId} does not exist`);
     return group;
-  }
-
-  private clearances(principalId: string): string[] {
-    return this.deps.store.getPrincipal(principalId)?.clearances ?? [];
   }
 
   /** The caller's hold on an existing group (ENOENT when there is no such group). */
@@ -235,8 +235,8 @@ export class GroupFirst implements OwnershipPolicy {
 
   /** The caller's hold on the group; a group not open by the caller is EINVAL (as a bad group fd). */
   private held(caller: Caller, groupId: number): GroupHold {
-    const hold = this.holds.get(groupId);
-    if (!hold || (caller.role !== 'admin' && hold.principalId !== caller.id)) fail('EINVAL', `group ${groupId} is not open by you`);
+    const hold = this.deps.objects.find('group-hold', groupId);
+    if (!hold || !visibleTo(caller, hold)) fail('EINVAL', `group ${groupId} is not open by you`);
     return hold;
   }
 }

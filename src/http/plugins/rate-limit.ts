@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
-import { HttpRefusal } from '../errnos.js';
+import { HttpRefusal } from '../errors.js';
 
 /** At most `max` requests per principal in each window of `windowMs` (a fixed window). */
 export interface RateLimit {

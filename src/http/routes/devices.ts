@@ -5,25 +5,15 @@ import { actor, adminOnly, caller } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import { DeviceQuery, SetDriverBody } from '../schemas/inventory.js';
 import { problemResponses } from '../schemas/problem.js';
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
 import { AttachBody, BindingOutput, ContextRef, DetachBody } from '../schemas/ownership.js';
-import type { Binding } from '../../core/model.js';
-
-export function bindingOut(b: Binding, hwpts: ReadonlyMap<number, { ioasId: number }>): z.output<typeof BindingOutput> {
-  return {
-    deviceId: b.deviceId,
-    groupId: b.groupId,
-    contextId: b.contextId,
-    hwptId: b.hwptId,
-    ioasId: b.hwptId !== null ? (hwpts.get(b.hwptId)?.ioasId ?? null) : b.accessIoasId,
-    pasids: [...b.pasids].map(([pasid, hwptId]) => ({ pasid, hwptId })),
-  };
-}
+import { views } from '../views.js';
 
 export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'devices';
   const df = '(device-first)';
-  const out = (b: Binding) => bindingOut(b, engine.state.hwpts);
+  const { binding: out, device } = views(app.ioasd);
 
   app.get(
     '/devices',
@@ -34,7 +24,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(DeviceOutput), ...problemResponses(400, 401) },
       },
     },
-    async (request) => inventory.listDevices(request.query).map(deviceOut),
+    async (request) => {
+      const groups = inventory.groupRecords();
+      return inventory.listDevices(request.query).map((d) => deviceOut(d, d.groupId === null ? undefined : groups.get(d.groupId)));
+    },
   );
 
   app.post(
@@ -44,10 +37,11 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'addDevice', 'Hot-plug a device; a group it names that does not exist is created (admin)'),
         body: DeviceInput,
+        headers: IdempotencyHeaders,
         response: { 201: DeviceOutput, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(deviceOut(inventory.addDevice(toDevice(request.body), actor(request)))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: device(inventory.addDevice(toDevice(request.body), actor(request))) })),
   );
 
   app.get(
@@ -55,7 +49,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: { ...op(tag, 'getDevice', 'One device'), params: StringIdParams, response: { 200: DeviceOutput, ...problemResponses(401, 404) } },
     },
-    async (request) => deviceOut(inventory.getDevice(request.params.id)),
+    async (request) => device(inventory.getDevice(request.params.id)),
   );
 
   app.delete(
@@ -65,13 +59,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteDevice', 'Hot-unplug a device and the VFs or mdevs it parents (admin)'),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
       },
     },
-    async (request, reply) => {
-      inventory.deleteDevice(request.params.id, actor(request));
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        inventory.deleteDevice(request.params.id, actor(request));
+        return { status: 204 };
+      }),
   );
 
   app.put(
@@ -82,10 +79,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setDeviceDriver', 'Bind the device to another driver, like driverctl (admin)'),
         params: StringIdParams,
         body: SetDriverBody,
-        response: { 200: DeviceOutput, ...problemResponses(400, 401, 403, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([DeviceOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: device(inventory.setDriver(request.params.id, request.body.driver, actor(request))) })),
   );
 
   app.post(
@@ -95,10 +94,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'bindDevice', `Bind a device to a context, claiming DMA ownership of its group ${df}`),
         params: StringIdParams,
         body: ContextRef,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().bind(caller(request), request.params.id, request.body.contextId)) })),
   );
 
   app.post(
@@ -107,13 +108,16 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'unbindDevice', `Unbind: PASIDs and the attachment go first; the last device out releases the group ${df}`),
         params: StringIdParams,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request, reply) => {
-      engine.deviceFirst().unbind(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        engine.deviceFirst().unbind(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.post(
@@ -123,10 +127,12 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'attachDevice', `Attach a bound device (or one PASID of it) to an ioas or hwpt; replace swaps atomically ${df}`),
         params: StringIdParams,
         body: AttachBody,
-        response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([BindingOutput, DryRunReply]), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().attach(caller(request), request.params.id, request.body)) })),
   );
 
   app.post(
@@ -136,9 +142,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'detachDevice', `Detach the device, or one PASID; not attached is a no-op ${df}`),
         params: StringIdParams,
         body: DetachBody,
+        headers: IdempotencyHeaders,
         response: { 200: BindingOutput, ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request) => out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: out(engine.deviceFirst().detach(caller(request), request.params.id, request.body.pasid)) })),
   );
 };

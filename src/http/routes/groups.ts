@@ -1,33 +1,26 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Caller } from '../../core/allocator.js';
+import type { Caller } from '../../core/caller.js';
 import type { GroupView } from '../../core/groups.js';
-import type { GroupHold } from '../../core/model.js';
-import { ownerAs, type OwnershipState } from '../../core/ownership.js';
 import { caller } from '../auth.js';
 import { GroupIdParams, op } from '../schemas/common.js';
 import { GroupOutput } from '../schemas/inventory.js';
 import { ContainerBody, ContextRef, DeviceOpenOutput, GroupDeviceParams, GroupHoldOutput } from '../schemas/ownership.js';
 import { problemResponses } from '../schemas/problem.js';
-
-/** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's. */
-export function groupOut(g: GroupView, state: OwnershipState, viewer: Caller): z.output<typeof GroupOutput> {
-  const holder = state.holderOf(g.id);
-  return { ...g, owner: holder ? ownerAs(holder, viewer) : null };
-}
-
-function holdOut(h: GroupHold): z.output<typeof GroupHoldOutput> {
-  return { groupId: h.groupId, contextId: h.contextId, containerId: h.ioasId, openDevices: Object.fromEntries(h.deviceOpens) };
-}
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
+import { views } from '../views.js';
 
 export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'groups';
+  const v = views(app.ioasd);
+  const groupOut = (g: GroupView, viewer: Caller) => v.group(g, viewer);
+  const holdOut = v.hold;
 
   app.get(
     '/groups',
     { schema: { ...op('groups', 'listGroups', 'IOMMU and virtual groups with derived viability'), response: { 200: z.array(GroupOutput), ...problemResponses(401) } } },
-    async (request) => inventory.listGroups().map((g) => groupOut(g, engine.state, caller(request))),
+    async (request) => inventory.listGroups().map((g) => groupOut(g, caller(request))),
   );
 
   app.get(
@@ -39,7 +32,7 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: GroupOutput, ...problemResponses(400, 401, 404) },
       },
     },
-    async (request) => groupOut(inventory.getGroup(request.params.id), engine.state, caller(request)),
+    async (request) => groupOut(inventory.getGroup(request.params.id), caller(request)),
   );
 
   // ---- group-first --------------------------------------------------------------------------------
@@ -52,10 +45,12 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'openGroup', `Open a group in a context ${gf}`),
         params: GroupIdParams,
         body: ContextRef,
-        response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 403, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([GroupHoldOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: holdOut(engine.groupFirst().openGroup(caller(request), request.params.id, request.body.contextId)) })),
   );
 
   app.post(
@@ -64,13 +59,16 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'closeGroup', `Close a group: its devices, container membership and ownership go ${gf}`),
         params: GroupIdParams,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request, reply) => {
-      engine.groupFirst().closeGroup(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        engine.groupFirst().closeGroup(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.put(
@@ -80,10 +78,12 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setContainer', `Put an open group in a container (an ioas), claiming its DMA ownership ${gf}`),
         params: GroupIdParams,
         body: ContainerBody,
-        response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([GroupHoldOutput, DryRunReply]), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: holdOut(engine.groupFirst().setContainer(caller(request), request.params.id, request.body.ioasId)) })),
   );
 
   app.delete(
@@ -92,10 +92,12 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'unsetContainer', `Take a group out of its container; the last group out takes the mappings ${gf}`),
         params: GroupIdParams,
-        response: { 200: GroupHoldOutput, ...problemResponses(400, 401, 404, 409, 422) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: z.union([GroupHoldOutput, DryRunReply]), ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id)),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: holdOut(engine.groupFirst().unsetContainer(caller(request), request.params.id)) })),
   );
 
   app.post(
@@ -104,10 +106,11 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'openGroupDevice', `Open a device of an open group in a container ${gf}`),
         params: GroupDeviceParams,
+        headers: IdempotencyHeaders,
         response: { 200: DeviceOpenOutput, ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request) => engine.groupFirst().openDevice(caller(request), request.params.id, request.params.deviceId),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: engine.groupFirst().openDevice(caller(request), request.params.id, request.params.deviceId) })),
   );
 
   app.post(
@@ -116,9 +119,10 @@ export const groupRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'closeGroupDevice', `Close one open of a device ${gf}`),
         params: GroupDeviceParams,
+        headers: IdempotencyHeaders,
         response: { 200: DeviceOpenOutput, ...problemResponses(400, 401, 404, 422) },
       },
     },
-    async (request) => engine.groupFirst().closeDevice(caller(request), request.params.id, request.params.deviceId),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: engine.groupFirst().closeDevice(caller(request), request.params.id, request.params.deviceId) })),
   );
 };

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { IovaSpace } from '../../core/iova-space.js';
-import type { Mapping, Range } from '../../core/model.js';
 import { hex } from '../../core/u64.js';
 import {
   AllowedRangesReply,
@@ -25,27 +23,14 @@ import {
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
-
-const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
-const mappingOut = (m: Mapping): z.output<typeof MappingOutput> => ({
-  iova: hex(m.iova),
-  length: hex(m.length),
-  userAddress: hex(m.userAddress),
-  read: m.read,
-  write: m.write,
-});
-const ioasOut = (s: IovaSpace): z.output<typeof IoasOutput> => ({
-  id: s.id,
-  contextId: s.contextId,
-  alignment: hex(s.alignment),
-  allowedRanges: s.allowed.map(rangeOut),
-  mappings: s.mappings.size,
-  createdAt: s.createdAt,
-});
+import { DryRunQuery, DryRunReply, IdempotencyHeaders, mutate } from '../mutation.js';
+import { views } from '../views.js';
 
 /** I/O address spaces and their DMA mappings (SPEC 5). */
 export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { allocator } = app.ioasd;
+  const { ioas, mappings } = app.ioasd;
+  const v = views(app.ioasd);
+  const { range: rangeOut, mapping: mappingOut, ioas: ioasOut } = v;
   const tag = 'ioas';
   const params = IoasIdParams;
 
@@ -58,7 +43,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(IoasOutput), ...problemResponses(400, 401) },
       },
     },
-    async (request) => allocator.listIoas(caller(request), request.query.contextId).map(ioasOut),
+    async (request) => ioas.list(caller(request), request.query.contextId).map(ioasOut),
   );
 
   app.post(
@@ -67,16 +52,17 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'createIoas', 'Allocate an address space (an IOASID) in a context'),
         body: CreateIoasBody,
+        headers: IdempotencyHeaders,
         response: { 201: IoasOutput, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(ioasOut(allocator.createIoas(caller(request), request.body.contextId))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: ioasOut(ioas.create(caller(request), request.body.contextId)) })),
   );
 
   app.get(
     '/ioas/:id',
     { schema: { ...op(tag, 'getIoas', 'One address space'), params, response: { 200: IoasOutput, ...problemResponses(400, 401, 404) } } },
-    async (request) => ioasOut(allocator.getIoas(caller(request), request.params.id)),
+    async (request) => ioasOut(ioas.get(caller(request), request.params.id)),
   );
 
   app.delete(
@@ -85,13 +71,16 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deleteIoas', 'Destroy an address space and its mappings; EBUSY while a device, group or hwpt uses it'),
         params,
-        response: { 204: z.undefined(), ...problemResponses(400, 401, 404, 409) },
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
+        response: { 200: DryRunReply, 204: z.undefined(), ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => {
-      allocator.destroyIoas(caller(request), request.params.id);
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        ioas.destroy(caller(request), request.params.id);
+        return { status: 204 };
+      }),
   );
 
   app.get(
@@ -104,7 +93,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const space = allocator.getIoas(caller(request), request.params.id);
+      const space = ioas.get(caller(request), request.params.id);
       return { ranges: space.usableRanges().map(rangeOut), alignment: hex(space.alignment) };
     },
   );
@@ -116,10 +105,12 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'setAllowedRanges', 'Replace the allowed IOVA ranges for allocation (empty clears them; device-first)'),
         params,
         body: RangesBody,
+        headers: IdempotencyHeaders,
         response: { 200: AllowedRangesReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request) => ({ ranges: allocator.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) }),
+    async (request, reply) =>
+      mutate(request, reply, () => ({ status: 200, body: { ranges: mappings.setAllowedRanges(caller(request), request.params.id, request.body.ranges).map(rangeOut) } })),
   );
 
   app.get(
@@ -133,7 +124,7 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const page = allocator.listMappings(caller(request), request.params.id, request.query.cursor, request.query.limit);
+      const page = mappings.list(caller(request), request.params.id, request.query.cursor, request.query.limit);
       return { items: page.items.map(mappingOut), nextCursor: page.next === null ? null : hex(page.next) };
     },
   );
@@ -145,10 +136,11 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'map', 'Map user memory at a fixed or allocated IOVA'),
         params,
         body: MapBody,
+        headers: IdempotencyHeaders,
         response: { 201: MappingOutput, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request, reply) => reply.code(201).send(mappingOut(allocator.map(caller(request), request.params.id, request.body))),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: mappingOut(mappings.map(caller(request), request.params.id, request.body)) })),
   );
 
   app.post(
@@ -158,11 +150,12 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'mapBatch', 'Map several areas, all or nothing'),
         params,
         body: MapBatchBody,
+        headers: IdempotencyHeaders,
         response: { 201: MapBatchReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
     async (request, reply) =>
-      reply.code(201).send({ mappings: allocator.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) }),
+      mutate(request, reply, () => ({ status: 201, body: { mappings: mappings.mapBatch(caller(request), request.params.id, request.body.mappings).map(mappingOut) } })),
   );
 
   app.post(
@@ -172,10 +165,11 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'unmap', 'Unmap whole mappings in a range, or all'),
         params,
         body: UnmapBody,
+        headers: IdempotencyHeaders,
         response: { 200: UnmapReply, ...problemResponses(400, 401, 404, 409) },
       },
     },
-    async (request) => ({ unmappedBytes: hex(allocator.unmap(caller(request), request.params.id, request.body)) }),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: { unmappedBytes: hex(mappings.unmap(caller(request), request.params.id, request.body)) } })),
   );
 
   app.post(
@@ -185,12 +179,14 @@ export const ioasRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'copy', 'Map what another address space maps at a range into this one (device-first)'),
         params,
         body: CopyBody,
+        headers: IdempotencyHeaders,
         response: { 201: CopyReply, ...problemResponses(400, 401, 404, 409, 422) },
       },
     },
-    async (request, reply) => {
-      const pieces = allocator.copy(caller(request), request.params.id, request.body);
-      return reply.code(201).send({ iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) });
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        const pieces = mappings.copy(caller(request), request.params.id, request.body);
+        return { status: 201, body: { iova: hex(pieces[0]!.iova), length: hex(request.body.length), mappings: pieces.map(mappingOut) } };
+      }),
   );
 };

@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Principal } from '../../core/model.js';
-import { hex } from '../../core/u64.js';
 import { actor, adminOnly } from '../auth.js';
 import { op, StringIdParams } from '../schemas/common.js';
 import {
@@ -12,16 +10,15 @@ import {
   PrincipalWithToken,
 } from '../schemas/principals.js';
 import { problemResponses } from '../schemas/problem.js';
-
-export function principalOut(p: Principal): z.output<typeof PrincipalOutput> {
-  return { ...p, quotas: { ...p.quotas, maxPinnedBytes: hex(p.quotas.maxPinnedBytes) } };
-}
+import { IdempotencyHeaders, mutate } from '../mutation.js';
+import { views } from '../views.js';
 
 /** Admin management of API identities: roles, clearances, quotas and tokens. */
 export const principalRoutes: FastifyPluginAsyncZod = async (app) => {
   const { principals } = app.ioasd;
   app.addHook('preHandler', adminOnly);
   const tag = 'principals';
+  const principalOut = views(app.ioasd).principal;
 
   app.get(
     '/principals',
@@ -35,13 +32,15 @@ export const principalRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'createPrincipal', 'Create a principal; its token is in this answer only (admin)'),
         body: CreatePrincipalBody,
+        headers: IdempotencyHeaders,
         response: { 201: PrincipalWithToken, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => {
-      const { principal, token } = principals.create(request.body, actor(request), new Date().toISOString());
-      return reply.code(201).send({ ...principalOut(principal), token });
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        const { principal, token } = principals.create(request.body, actor(request), new Date().toISOString());
+        return { status: 201, body: { ...principalOut(principal), token } };
+      }),
   );
 
   app.get(
@@ -63,13 +62,15 @@ export const principalRoutes: FastifyPluginAsyncZod = async (app) => {
         ...op(tag, 'updatePrincipal', 'Change name, role, clearances or quotas, or rotate the token (admin)'),
         params: StringIdParams,
         body: PatchPrincipalBody,
+        headers: IdempotencyHeaders,
         response: { 200: PatchPrincipalReply, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => {
-      const { principal, token } = principals.update(request.params.id, request.body, actor(request));
-      return token === undefined ? principalOut(principal) : { ...principalOut(principal), token };
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        const { principal, token } = principals.update(request.params.id, request.body, actor(request));
+        return { status: 200, body: token === undefined ? principalOut(principal) : { ...principalOut(principal), token } };
+      }),
   );
 
   app.delete(
@@ -78,12 +79,14 @@ export const principalRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op(tag, 'deletePrincipal', 'Delete a principal (admin)'),
         params: StringIdParams,
+        headers: IdempotencyHeaders,
         response: { 204: z.undefined(), ...problemResponses(401, 403, 404, 409) },
       },
     },
-    async (request, reply) => {
-      principals.delete(request.params.id, actor(request));
-      return reply.code(204).send();
-    },
+    async (request, reply) =>
+      mutate(request, reply, () => {
+        principals.delete(request.params.id, actor(request));
+        return { status: 204 };
+      }),
   );
 };

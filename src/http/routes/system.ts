@@ -3,21 +3,26 @@ import { iommuOut } from '../../schemas/topology.js';
 import { VERSION } from '../../version.js';
 import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
-import { SystemOutput } from '../schemas/system.js';
+import { CheckReportOutput, SystemOutput, WhoamiOutput } from '../schemas/system.js';
+import { hex } from '../../core/u64.js';
+import { views } from '../views.js';
 import { PolicyBody, PolicyReply } from '../schemas/ownership.js';
 import { adminOnly, caller } from '../auth.js';
+import { DryRunQuery, IdempotencyHeaders, mutate } from '../mutation.js';
 
 export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { store, inventory, engine } = app.ioasd;
+  const { store, inventory, engine, contexts, quotas, objects } = app.ioasd;
+  const principalOut = views(app.ioasd).principal;
 
   app.get(
     '/system',
-    { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities and counts'), response: { 200: SystemOutput, ...problemResponses(401) } } },
+    { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities, counts and a summary of isolation warnings'), response: { 200: SystemOutput, ...problemResponses(401) } } },
     async () => ({
       version: VERSION,
       policy: engine.policy,
       iommu: iommuOut(store.getIommu()),
       counts: { ...inventory.counts(), principals: store.listPrincipals().length },
+      warnings: inventory.warningSummary(),
     }),
   );
 
@@ -28,9 +33,48 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         ...op('system', 'setPolicy', 'Switch the ownership policy (admin); EBUSY with blockers while any group is open or device bound'),
         body: PolicyBody,
+        querystring: DryRunQuery,
+        headers: IdempotencyHeaders,
         response: { 200: PolicyReply, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request) => engine.setPolicy(caller(request), request.body.policy, request.body.dryRun),
+    async (request, reply) =>
+      mutate(request, reply, () => ({ status: 200, body: engine.setPolicy(caller(request), request.body.policy) }), {
+        // The body's flag stays (SPEC 3), beside ?dryRun=true; the answer keeps the switch's fields.
+        dryRun: request.body.dryRun,
+        dryRunAnswer: (body) => ({ ...(body as object), changed: false }),
+      }),
+  );
+
+  app.get(
+    '/whoami',
+    { schema: { ...op('system', 'whoami', 'The calling principal: role, clearances, quotas and what it uses of them'), response: { 200: WhoamiOutput, ...problemResponses(401) } } },
+    async (request) => {
+      const me = request.principal;
+      const usage = quotas.usageFor(me.id);
+      let pasids = 0;
+      for (const p of objects.all('pasid-attachment').values()) if (p.principalId === me.id) pasids++;
+      const { id, name, role, clearances, quotas: q } = principalOut(me);
+      return {
+        id,
+        name,
+        role,
+        clearances,
+        quotas: q,
+        usage: { contexts: contexts.heldBy(me.id), ioas: usage.ioas, mappings: usage.mappings, pinnedBytes: hex(usage.pinnedBytes), pasids },
+      };
+    },
+  );
+
+  app.get(
+    '/system/check',
+    {
+      preHandler: adminOnly,
+      schema: {
+        ...op('system', 'checkSystem', 'Verify every invariant over memory and the database (admin); 200 either way, ok says which'),
+        response: { 200: CheckReportOutput, ...problemResponses(401, 403) },
+      },
+    },
+    async () => app.ioasd.check(),
   );
 };

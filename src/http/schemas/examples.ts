@@ -49,6 +49,10 @@ export const EXAMPLES: Record<string, OperationExample> = {
   // VF 3 leaves host networking (iavf) for vfio-pci.
   setDeviceDriver: { params: { id: '0000:02:01.3' }, body: { driver: 'vfio-pci' } },
   listAudit: { query: { after: 0, limit: 100 } },
+  // Every event kept, from the oldest: what a client does first, before it follows with Last-Event-ID.
+  streamEvents: { query: { after: 0 } },
+  // What a rescan would change, changing nothing (needs a server started with --sysfs).
+  rescanTopology: { query: { dryRun: true } },
 
   // ---- contexts and address spaces ------------------------------------------------------------
   createContext: { body: { name: 'demo', leaseSeconds: 3600 } },
@@ -95,7 +99,8 @@ export const EXAMPLES: Record<string, OperationExample> = {
 /**
  * An order in which every example succeeds from a fresh server, once the placeholders hold the ids
  * createContext and createPrincipal answered. Operations without parameters or body (lists, gets
- * of the system) succeed anywhere and are left out.
+ * of the system) succeed anywhere and are left out. streamEvents answers a stream that stays open:
+ * it succeeds when the stream starts.
  */
 export const TRY_IT_ORDER = {
   deviceFirst: [
@@ -106,5 +111,7 @@ export const TRY_IT_ORDER = {
     'allocHwpt', 'deleteHwpt', 'detachDevice', 'unbindDevice', 'deleteIoas', 'deleteContext',
   ],
   /** After switching to group-first (the setPolicy example without dryRun). */
-  groupFirst: ['createContext', 'createIoas', 'openGroup', 'setContainer', 'openGroupDevice', 'closeGroupDevice', 'map', 'unsetContainer', 'closeGroup', 'deleteIoas', 'deleteContext'],
+  groupFirst: ['createContext', 'createIoas', 'openGroup', 'setContainer', 'openGroupDevice', 'closeGroupDevice', 'map', 'unsetContainer', 'closeGroup', 'deleteIoas', 'deleteContext', 'streamEvents'],
+  /** On a server started with --sysfs: the demo has no host to re-read (422 EOPNOTSUPP). */
+  withHost: ['rescanTopology'],
 } as const;

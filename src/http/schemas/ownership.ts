@@ -85,4 +85,5 @@ export const PolicyReply = z.object({
   previous: z.enum(['group-first', 'device-first']),
   changed: z.boolean(),
   dryRun: z.boolean(),
+  effects: z.array(z.looseObject({ kind: z.string() })).optional().meta({ description: 'a dry run: every consequence of the switch' }),
 });

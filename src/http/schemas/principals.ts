@@ -5,12 +5,12 @@ const Label = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/);
 const Count = z.number().int().min(0).max(2 ** 31 - 1);
 
 export const QuotasInput = z
-  .object({ maxIoas: Count, maxMappings: Count, maxPinnedBytes: U64Input, maxPasids: Count })
+  .object({ maxIoas: Count, maxMappings: Count, maxPinnedBytes: U64Input, maxPasids: Count, maxContexts: Count })
   .partial()
   .strict();
 
 export const QuotasOutput = z
-  .object({ maxIoas: z.number().int(), maxMappings: z.number().int(), maxPinnedBytes: HexU64, maxPasids: z.number().int() })
+  .object({ maxIoas: z.number().int(), maxMappings: z.number().int(), maxPinnedBytes: HexU64, maxPasids: z.number().int(), maxContexts: z.number().int() })
   .meta({ id: 'Quotas' });
 
 export const RoleSchema = z.enum(['admin', 'user']);

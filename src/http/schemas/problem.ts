@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WIRE_ERRNOS, type WireErrno } from '../errnos.js';
+import { WIRE_ERRNOS, type WireErrno } from '../errno-status.js';
 
 export const ErrnoSchema = z.enum(Object.keys(WIRE_ERRNOS) as [WireErrno, ...WireErrno[]]);
 

@@ -1,13 +1,37 @@
-import type { SwaggerTransform, SwaggerTransformObject } from '@fastify/swagger';
+import fastifySwagger, { type SwaggerTransform, type SwaggerTransformObject } from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { problemResponses } from './schemas/problem.js';
-import { EXAMPLES, type OperationExample } from './schemas/examples.js';
+import { VERSION } from '../../version.js';
+import { EXAMPLES, type OperationExample } from '../schemas/examples.js';
+import { problemResponses } from '../schemas/problem.js';
+
+/** The OpenAPI 3.1 document generated from the route schemas, at /openapi.json, and Swagger UI at /docs. */
+export async function openapiPlugin(app: FastifyInstance): Promise<void> {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'ioasd',
+        version: VERSION,
+        description: 'Control plane for IOMMU groups, I/O address spaces and DMA ownership (VFIO group-first and iommufd device-first).',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: openApiTransform,
+    transformObject: openApiTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
 
 /**
- * The OpenAPI document states what the service enforces beyond each route's own schemas: the
- * problem answers every operation can get from the HTTP layer (405 another method, 414 a long URL,
- * 413/415 for a body, 429 under /v1), and a working example for every request (schemas/examples.ts),
- * placed where Swagger UI's "Try it out" takes it: the parameter's and the media type's `example`.
+ * The document states what the service enforces beyond each route's own schemas: the problem
+ * answers every operation can get from the HTTP layer (405 another method, 414 a long URL, 413/415
+ * for a body, 429 under /v1), the media type of an event stream, and a working example for every
+ * request (schemas/examples.ts), placed where Swagger UI's "Try it out" takes it: the parameter's
+ * and the media type's `example`.
  */
 export const openApiTransform: SwaggerTransform = (input) => {
   const schema = input.schema as { hide?: boolean; body?: unknown; response?: Record<string, unknown> } | undefined;
@@ -15,7 +39,9 @@ export const openApiTransform: SwaggerTransform = (input) => {
     const statuses: Parameters<typeof problemResponses> = [405, 414];
     if (schema.body !== undefined) statuses.push(413, 415);
     if (input.url.startsWith('/v1/')) statuses.push(429);
-    input = { ...input, schema: { ...schema, response: { ...problemResponses(...statuses), ...schema.response } } };
+    // A server-sent event stream (@fastify/sse's `sse` route option) answers text/event-stream.
+    const produces = (input.route as { sse?: unknown }).sse ? { produces: ['text/event-stream'] } : {};
+    input = { ...input, schema: { ...schema, ...produces, response: { ...problemResponses(...statuses), ...schema.response } } };
   }
   return jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
 };

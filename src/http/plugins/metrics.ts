@@ -1,17 +1,29 @@
 import type { FastifyInstance } from 'fastify';
-import type { Allocator, Caller } from '../core/allocator.js';
-import type { PolicyEngine } from '../core/policy/engine.js';
-import type { Principals } from '../core/principals.js';
-import type { WireErrno } from './errnos.js';
+import metricsPlugin from 'fastify-metrics';
+import type { ObjectTable } from '../../core/objects.js';
+import type { Principals } from '../../core/principals.js';
+import type { QuotaBook } from '../../core/quotas.js';
+import type { WireErrno } from '../errno-status.js';
 
 /**
- * The service's own Prometheus metrics (SPEC 10), beside fastify-metrics' HTTP histograms:
- * - gauges of what each principal holds, computed when scraped from the services (never kept up
- *   to date by hand in handlers, so they cannot drift from the state they describe);
+ * Prometheus metrics at /metrics (SPEC 10): fastify-metrics' HTTP histograms, and the service's own:
+ * - gauges of what each principal holds, computed when scraped from the object table and the quota
+ *   book (never kept up to date by hand in handlers, so they cannot drift from the state they describe);
  * - `ioasd_refusals_total{errno, method, route}`, counting every problem+json answer by its errno
  *   and the route pattern (`/v1/ioas/:id/mappings`, not the raw URL, so cardinality stays bounded;
  *   `(no route)` for unknown paths, `(http parser)` for errors met before routing).
  */
+export async function metrics(app: FastifyInstance): Promise<void> {
+  // fastify-metrics is CommonJS with its plugin on `default`.
+  await app.register(metricsPlugin.default, {
+    endpoint: { url: '/metrics', schema: { hide: true }, logLevel: 'warn' } as never,
+    clearRegisterOnInit: true,
+    // Histograms only: Prometheus aggregates them across instances, and a summary's client-side
+    // quantiles cost time on every request.
+    routeMetrics: { enabled: { histogram: true, summary: false } },
+  });
+  registerDomainMetrics(app);
+}
 
 /** Per-principal totals, from one pass over the services' state. */
 export interface Holdings {
@@ -23,6 +35,7 @@ export interface Holdings {
   hwpts: number;
   mappings: number;
   pinnedBytes: number;
+  pasids: number;
 }
 
 const GAUGES: Record<keyof Holdings, { name: string; help: string }> = {
@@ -34,57 +47,58 @@ const GAUGES: Record<keyof Holdings, { name: string; help: string }> = {
   hwpts: { name: 'ioasd_hwpts', help: 'hardware page tables, automatic and manual' },
   mappings: { name: 'ioasd_mappings', help: 'DMA mappings' },
   pinnedBytes: { name: 'ioasd_pinned_bytes', help: 'bytes charged against maxPinnedBytes' },
+  pasids: { name: 'ioasd_pasids', help: 'PASID attachments' },
 };
-
-const EVERYONE: Caller = { id: '', role: 'admin' };
 
 /** The services the gauges read (read-only). */
 export interface HoldingsSources {
   principals: Principals;
-  allocator: Allocator;
-  engine: PolicyEngine;
+  objects: ObjectTable;
+  quotas: QuotaBook;
 }
 
 /** What each principal holds now. */
 export function holdings(services: HoldingsSources): Map<string, Holdings> {
-  const { principals, allocator, engine } = services;
+  const { principals, objects, quotas } = services;
   const out = new Map<string, Holdings>();
   const of = (principalId: string): Holdings => {
     let h = out.get(principalId);
     if (!h) {
-      h = { groupsOwned: 0, devicesBound: 0, openGroups: 0, contexts: 0, ioas: 0, hwpts: 0, mappings: 0, pinnedBytes: 0 };
+      h = { groupsOwned: 0, devicesBound: 0, openGroups: 0, contexts: 0, ioas: 0, hwpts: 0, mappings: 0, pinnedBytes: 0, pasids: 0 };
       out.set(principalId, h);
     }
     return h;
   };
-  for (const p of principals.list()) of(p.id).pinnedBytes = Number(allocator.usageFor(p.id).pinnedBytes);
-  for (const c of allocator.listContexts(EVERYONE)) of(c.principalId).contexts++;
-  for (const s of allocator.listIoas(EVERYONE)) {
-    const h = of(s.principalId);
-    h.ioas++;
-    h.mappings += s.mappings.size;
+  for (const p of principals.list()) {
+    const usage = quotas.usageFor(p.id);
+    const h = of(p.id);
+    h.mappings = usage.mappings;
+    h.pinnedBytes = Number(usage.pinnedBytes);
   }
+  for (const c of objects.all('context').values()) of(c.principalId).contexts++;
+  for (const s of objects.all('ioas').values()) of(s.principalId).ioas++;
+  for (const hwpt of objects.all('hwpt').values()) of(hwpt.principalId).hwpts++;
+  for (const p of objects.all('pasid-attachment').values()) of(p.principalId).pasids++;
   const owned = new Map<string, Set<number>>();
   const own = (principalId: string, groupId: number) => {
     const set = owned.get(principalId) ?? new Set<number>();
     set.add(groupId);
     owned.set(principalId, set);
   };
-  for (const hold of engine.state.groupHolds.values()) {
+  for (const hold of objects.all('group-hold').values()) {
     of(hold.principalId).openGroups++;
     own(hold.principalId, hold.groupId);
   }
-  for (const b of engine.state.bindings.values()) {
+  for (const b of objects.all('binding').values()) {
     of(b.principalId).devicesBound++;
     own(b.principalId, b.groupId);
   }
   for (const [principalId, groups] of owned) of(principalId).groupsOwned = groups.size;
-  for (const hwpt of engine.state.hwpts.values()) of(hwpt.principalId).hwpts++;
   return out;
 }
 
-/** Registers the gauges and the refusal counter; call after fastify-metrics and before the routes. */
-export function registerDomainMetrics(app: FastifyInstance): void {
+/** Registers the gauges and the refusal counter; after fastify-metrics and before the routes. */
+function registerDomainMetrics(app: FastifyInstance): void {
   const { client } = app.metrics;
   const gauges = new Map<keyof Holdings, InstanceType<typeof client.Gauge>>();
   // A scrape starts every metric's collect in registration order before it awaits any, so the first

@@ -1,3 +1,4 @@
+/** Value encodings shared by the table codecs: u64 columns (order-preserving signed integers) and JSON columns. */
 import type { Iommu, Quotas, ReservedRegion } from '../core/model.js';
 import { fromKey, toKey } from '../core/u64.js';
 
@@ -51,8 +52,9 @@ export function encodeQuotas(q: Quotas): string {
 }
 
 export function decodeQuotas(text: string): Quotas {
-  const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes'> & { maxPinnedBytes: string };
-  return { ...raw, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
+  const raw = JSON.parse(text) as Omit<Quotas, 'maxPinnedBytes' | 'maxContexts'> & { maxPinnedBytes: string; maxContexts?: number };
+  // maxContexts came later: principals stored before it get its default.
+  return { ...raw, maxContexts: raw.maxContexts ?? 1024, maxPinnedBytes: fromKey(raw.maxPinnedBytes) };
 }
 
 const OFFSET = 1n << 63n;

@@ -1,0 +1,294 @@
+import type { Caller } from './caller.js';
+import type { CoreEvent } from './events.js';
+import { fail } from './errors.js';
+import type { IovaSpace } from './iova-space.js';
+import { IovaTree } from './iova-tree.js';
+import {
+  checkAllowedRanges,
+  checkIommufdMapArgs,
+  checkType1Aperture,
+  fmt,
+  PAGE_SIZE,
+  placeIommufd,
+  placeType1,
+  planUnmap,
+  type MapArgs,
+  type UnmapArgs,
+} from './map-rules.js';
+import type { Mapping, Pages, PolicyName, Range, RuleSet } from './model.js';
+import { ruleSetFor } from './model.js';
+import type { ObjectTable } from './objects.js';
+import type { IoasPort, MappingPort } from './ports.js';
+import type { QuotaBook } from './quotas.js';
+import type { Tx, UndoLog } from './tx.js';
+import { U64_MAX } from './u64.js';
+
+export interface CopyArgs {
+  srcIoasId: number;
+  srcIova: bigint;
+  length: bigint;
+  dstIova?: bigint | undefined;
+  read: boolean;
+  write: boolean;
+}
+
+export interface MappingDeps {
+  port: MappingPort & Pick<IoasPort, 'setAllowedRanges'>;
+  tx: Tx;
+  objects: ObjectTable;
+  quotas: QuotaBook;
+  /** The policy in force decides the rule set: iommufd (device-first) or type1v2 (group-first). */
+  policy: () => PolicyName;
+}
+
+/**
+ * DMA mappings of an address space: map, batch map, unmap, copy and allowed ranges under the policy's
+ * rule set (map-rules.ts holds the checks, in the kernel's order). Each mapping is written through to
+ * the store in the same step as the in-memory index, inside one transaction.
+ */
+export class Mappings {
+  private nextPagesId = 1;
+
+  constructor(private readonly deps: MappingDeps) {}
+
+  /**
+   * Start-up: the mapping rows, sorted by (ioas, iova), build each space's index bottom-up in O(n);
+   * pinned pages shared by copies are charged once.
+   */
+  restore(): void {
+    const { port, objects, quotas } = this.deps;
+    // Pages by id (ids are small dense integers): a plain array is far cheaper than a Map at 1M.
+    const pages: Pages[] = [];
+    let batch: Mapping[] = [];
+    let batchIoas = -1;
+    const flush = (): void => {
+      const space = objects.find('ioas', batchIoas);
+      if (space && batch.length > 0) {
+        space.mappings = IovaTree.fromSorted(batch);
+        quotas.count(space.principalId, 'mappings', batch.length);
+      }
+      batch = [];
+    };
+    port.eachMapping((ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
+      if (ioasId !== batchIoas) {
+        flush();
+        batchIoas = ioasId;
+      }
+      let p = pages[pagesId];
+      if (!p) {
+        const principalId = objects.find('ioas', ioasId)?.principalId ?? '';
+        p = { id: pagesId, principalId, bytes: pagesBytes, writable: pagesWritable, refs: 0 };
+        pages[pagesId] = p;
+        quotas.pin(principalId, p.bytes);
+        if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
+      }
+      p.refs++;
+      batch.push({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+    });
+    flush();
+  }
+
+  /** The mapping rule set of the policy in force. */
+  private rules(): RuleSet {
+    return ruleSetFor(this.deps.policy());
+  }
+
+  private space(caller: Caller, id: number): IovaSpace {
+    return this.deps.objects.get(caller, 'ioas', id);
+  }
+
+  map(caller: Caller, ioasId: number, args: MapArgs): Mapping {
+    const rules = this.rules();
+    if (rules === 'iommufd') checkIommufdMapArgs(args);
+    const space = this.space(caller, ioasId);
+    return this.deps.tx.run((undo) => this.mapOne(space, args, rules, undo), { actor: caller.id, action: 'ioas.map', target: `ioas:${ioasId}` });
+  }
+
+  /** Maps several areas, all or nothing: a refusal names the failing entry and nothing stays mapped. */
+  mapBatch(caller: Caller, ioasId: number, batch: MapArgs[]): Mapping[] {
+    const rules = this.rules();
+    const space = this.space(caller, ioasId);
+    return this.deps.tx.run(
+      (undo) =>
+        batch.map((args, i) => {
+          try {
+            if (rules === 'iommufd') checkIommufdMapArgs(args);
+            return this.mapOne(space, args, rules, undo);
+          } catch (err) {
+            if (err instanceof Error) err.message = `mappings[${i}]: ${err.message}`;
+            throw err;
+          }
+        }),
+      { actor: caller.id, action: 'ioas.map-batch', target: `ioas:${ioasId}` },
+    );
+  }
+
+  private mapOne(space: IovaSpace, args: MapArgs, rules: RuleSet, undo: UndoLog): Mapping {
+    const { quotas } = this.deps;
+    const iova = rules === 'iommufd' ? placeIommufd(space, args) : placeType1(space, args);
+    quotas.assertMappingRoom(space.principalId, 1);
+    if (rules === 'type1v2') checkType1Aperture(space, iova, args.length);
+    quotas.assertPinRoom(space.principalId, args.length);
+    const pages: Pages = { id: this.nextPagesId++, principalId: space.principalId, bytes: args.length, writable: args.write, refs: 0 };
+    quotas.pin(space.principalId, pages.bytes, undo);
+    const m: Mapping = { iova, last: iova + args.length - 1n, length: args.length, userAddress: args.userAddress, read: args.read, write: args.write, pages };
+    this.add(space, m, undo);
+    return m;
+  }
+
+  private add(space: IovaSpace, m: Mapping, undo: UndoLog): void {
+    this.deps.tx.emit(mappingEvent(space, m, true));
+    this.deps.port.insertMapping(space.id, m);
+    space.mappings.insert(m);
+    m.pages.refs++;
+    this.deps.quotas.count(space.principalId, 'mappings', 1);
+    undo.push(() => {
+      space.mappings.remove(m.iova);
+      m.pages.refs--;
+      this.deps.quotas.count(space.principalId, 'mappings', -1);
+    });
+  }
+
+  private remove(space: IovaSpace, m: Mapping, undo: UndoLog): void {
+    const { port, quotas, tx } = this.deps;
+    tx.emit(mappingEvent(space, m, false));
+    port.deleteMapping(space.id, m.iova);
+    space.mappings.remove(m.iova);
+    quotas.count(space.principalId, 'mappings', -1);
+    m.pages.refs--;
+    // The last mapping of pinned memory: its charge goes (a copy shares the source's charge).
+    const released = m.pages.refs === 0;
+    if (released) quotas.pin(m.pages.principalId, -m.pages.bytes);
+    undo.push(() => {
+      if (released) quotas.pin(m.pages.principalId, m.pages.bytes);
+      m.pages.refs++;
+      quotas.count(space.principalId, 'mappings', 1);
+      space.mappings.insert(m);
+    });
+  }
+
+  /** Removes every mapping of an address space (its destroy; type1: the last group left the container). */
+  removeAll(space: IovaSpace, undo: UndoLog): void {
+    for (const m of [...space.mappings.from()]) this.remove(space, m, undo);
+  }
+
+  /** Removes mappings per the policy's unmap rules; answers the bytes removed. */
+  unmap(caller: Caller, ioasId: number, args: UnmapArgs): bigint {
+    const space = this.space(caller, ioasId);
+    const victims = planUnmap(space, this.rules(), args);
+    return this.deps.tx.run(
+      (undo) => {
+        let bytes = 0n;
+        for (const m of victims) {
+          this.remove(space, m, undo);
+          bytes += m.length;
+        }
+        return bytes;
+      },
+      { actor: caller.id, action: 'ioas.unmap', target: `ioas:${ioasId}` },
+    );
+  }
+
+  /**
+   * IOMMU_IOAS_COPY: maps what is mapped at [srcIova, +length) of the source into this ioas, one
+   * mapping per source mapping touched, sharing their pinned pages (no new charge).
+   */
+  copy(caller: Caller, dstIoasId: number, args: CopyArgs): Mapping[] {
+    if (this.rules() === 'type1v2') fail('EOPNOTSUPP', 'copy is an iommufd operation: not available under group-first');
+    if (args.length >= U64_MAX || args.srcIova >= U64_MAX || (args.dstIova !== undefined && args.dstIova >= U64_MAX)) {
+      fail('EOVERFLOW', 'srcIova, dstIova and length must be below 2^64-1');
+    }
+    if (!args.read && !args.write) fail('EINVAL', 'a mapping must allow read, write or both');
+    const src = this.space(caller, args.srcIoasId);
+    if (args.length === 0n) fail('EINVAL', 'length must not be 0');
+    if (args.srcIova + args.length - 1n > U64_MAX) fail('EOVERFLOW', 'srcIova + length - 1 is past 2^64-1');
+    const pieces = sourcePieces(src, args.srcIova, args.length);
+    const dst = this.space(caller, dstIoasId);
+    if (src.principalId !== dst.principalId) fail('ENOENT', `ioas ${args.srcIoasId} does not exist`);
+
+    const first = pieces[0]!;
+    const iova = placeIommufd(
+      dst,
+      { iova: args.dstIova, length: args.length, userAddress: first.userAddress, read: args.read, write: args.write },
+      pieces.map((p) => p.userAddress % PAGE_SIZE),
+    );
+    for (const p of pieces) {
+      if (args.write && !p.pages.writable) fail('EPERM', `source mapping at 0x${p.srcIova.toString(16)} is read-only: cannot copy it writable`);
+    }
+    this.deps.quotas.assertMappingRoom(dst.principalId, pieces.length);
+    return this.deps.tx.run(
+      (undo) => {
+        let at = iova;
+        return pieces.map((p) => {
+          const m: Mapping = { iova: at, last: at + p.length - 1n, length: p.length, userAddress: p.userAddress, read: args.read, write: args.write, pages: p.pages };
+          this.add(dst, m, undo);
+          at += p.length;
+          return m;
+        });
+      },
+      { actor: caller.id, action: 'ioas.copy', target: `ioas:${dstIoasId}` },
+    );
+  }
+
+  setAllowedRanges(caller: Caller, ioasId: number, ranges: Range[]): Range[] {
+    if (this.rules() === 'type1v2') fail('EOPNOTSUPP', 'allowed ranges are an iommufd feature: not available under group-first');
+    const space = this.space(caller, ioasId);
+    const sorted = checkAllowedRanges(space, ranges);
+    const before = space.allowed;
+    return this.deps.tx.run(
+      (undo) => {
+        this.deps.port.setAllowedRanges(ioasId, sorted);
+        space.allowed = sorted;
+        this.deps.tx.emit({ type: 'ioas.updated', object: { kind: 'ioas', id: ioasId }, scope: 'owner', principalId: space.principalId, contextId: space.contextId, subject: space });
+        undo.push(() => (space.allowed = before));
+        return sorted;
+      },
+      { actor: caller.id, action: 'ioas.allowed-ranges', target: `ioas:${ioasId}` },
+    );
+  }
+
+  /** Mappings in address order after `cursor` (exclusive), at most `limit`. */
+  list(caller: Caller, ioasId: number, after: bigint | undefined, limit: number): { items: Mapping[]; next: bigint | null } {
+    const space = this.space(caller, ioasId);
+    const items: Mapping[] = [];
+    let more = false;
+    for (const m of space.mappings.from(after === undefined ? 0n : after)) {
+      if (after !== undefined && m.iova <= after) continue;
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      items.push(m);
+    }
+    return { items, next: more ? items[items.length - 1]!.iova : null };
+  }
+}
+
+/** One event per mapping made or removed (a batch, an unmap of many, a destroy: one each, in order). */
+function mappingEvent(space: IovaSpace, m: Mapping, made: boolean): CoreEvent {
+  return {
+    type: made ? 'mapping.created' : 'mapping.removed',
+    object: { kind: 'mapping', id: `${space.id}:0x${m.iova.toString(16)}` },
+    scope: 'owner',
+    principalId: space.principalId,
+    contextId: space.contextId,
+    gone: !made,
+    subject: m,
+    detail: { ioasId: space.id, length: m.length },
+  };
+}
+
+/** The source range must be covered by contiguous mappings (any byte offsets), else ENOENT. */
+function sourcePieces(src: IovaSpace, srcIova: bigint, length: bigint): { srcIova: bigint; length: bigint; userAddress: bigint; pages: Pages }[] {
+  const last = srcIova + length - 1n;
+  const pieces: { srcIova: bigint; length: bigint; userAddress: bigint; pages: Pages }[] = [];
+  let cursor = srcIova;
+  for (const m of src.mappings.meeting(srcIova, last)) {
+    if (m.iova > cursor) break;
+    const end = m.last < last ? m.last : last;
+    pieces.push({ srcIova: cursor, length: end - cursor + 1n, userAddress: m.userAddress + (cursor - m.iova), pages: m.pages });
+    if (end === last) return pieces;
+    cursor = end + 1n;
+  }
+  fail('ENOENT', `source range ${fmt({ start: srcIova, last })} is not wholly mapped`);
+}

@@ -1,0 +1,84 @@
+import { fail } from './errors.js';
+import type { Quotas } from './model.js';
+import type { UndoLog } from './tx.js';
+
+/** What a principal uses of its quotas, kept as things are created and destroyed. */
+export interface Usage {
+  ioas: number;
+  mappings: number;
+  pinnedBytes: bigint;
+}
+
+type Counter = 'ioas' | 'mappings';
+
+/**
+ * Quotas per principal (SPEC 4): every check and every usage counter in one place. Counters change
+ * with the objects they count, inside the same transaction, and are undone with them.
+ */
+export class QuotaBook {
+  private readonly usage = new Map<string, Usage>();
+
+  constructor(private readonly quotasOf: (principalId: string) => Quotas) {}
+
+  of(principalId: string): Quotas {
+    return this.quotasOf(principalId);
+  }
+
+  /** A copy of what the principal uses now. */
+  usageFor(principalId: string): Usage {
+    return { ...this.usageOf(principalId) };
+  }
+
+  /** maxContexts: `held` contexts already; one more past the quota is ENOSPC. */
+  assertContextRoom(principalId: string, held: number): void {
+    const max = this.quotasOf(principalId).maxContexts;
+    if (held + 1 > max) fail('ENOSPC', `maxContexts quota of ${max} reached`);
+  }
+
+  /** maxIoas: one more address space past it is ENOSPC. */
+  assertIoasRoom(principalId: string): void {
+    const max = this.quotasOf(principalId).maxIoas;
+    if (this.usageOf(principalId).ioas >= max) fail('ENOSPC', `maxIoas quota of ${max} reached`);
+  }
+
+  /** maxMappings counts every mapping of the principal, copies included: past it is ENOSPC. */
+  assertMappingRoom(principalId: string, count: number): void {
+    const max = this.quotasOf(principalId).maxMappings;
+    if (this.usageOf(principalId).mappings + count > max) fail('ENOSPC', `maxMappings quota of ${max} reached`);
+  }
+
+  /** maxPinnedBytes, like RLIMIT_MEMLOCK: mapped bytes charged at map time; past it is ENOMEM. */
+  assertPinRoom(principalId: string, bytes: bigint): void {
+    const max = this.quotasOf(principalId).maxPinnedBytes;
+    if (this.usageOf(principalId).pinnedBytes + bytes > max) {
+      fail('ENOMEM', `mapping 0x${bytes.toString(16)} bytes would pass the maxPinnedBytes quota of 0x${max.toString(16)}`);
+    }
+  }
+
+  /** maxPasids: `used` PASID attachments already held; one more past the quota is ENOSPC. */
+  assertPasidRoom(principalId: string, used: number): void {
+    const max = this.quotasOf(principalId).maxPasids;
+    if (used + 1 > max) fail('ENOSPC', `maxPasids quota of ${max} reached`);
+  }
+
+  count(principalId: string, what: Counter, delta: number, undo?: UndoLog): void {
+    const u = this.usageOf(principalId);
+    u[what] += delta;
+    undo?.push(() => (u[what] -= delta));
+  }
+
+  pin(principalId: string, bytes: bigint, undo?: UndoLog): void {
+    const u = this.usageOf(principalId);
+    u.pinnedBytes += bytes;
+    undo?.push(() => (u.pinnedBytes -= bytes));
+  }
+
+  private usageOf(principalId: string): Usage {
+    let u = this.usage.get(principalId);
+    if (!u) {
+      u = { ioas: 0, mappings: 0, pinnedBytes: 0n };
+      this.usage.set(principalId, u);
+    }
+    return u;
+  }
+}

@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { IoasdError } from '../core/errors.js';
+import { effectsOf } from '../core/events.js';
+import { caller } from './auth.js';
+import { statusOf } from './errno-status.js';
+import { problem, sendProblem } from './errors.js';
+import { QueryBool } from './schemas/common.js';
+
+/** What a mutation answers: a status and a body already in wire form (none for 204). */
+export interface Answer {
+  status: number;
+  body?: unknown;
+}
+
+/** `?dryRun=true` on the routes that take it (SPEC 10). */
+export const DryRunQuery = z.object({ dryRun: QueryBool.optional().meta({ description: 'answer what the call would do, changing nothing' }) });
+
+/** The answer of a dry run that would succeed: every consequence, nothing changed. */
+export const DryRunReply = z
+  .object({
+    dryRun: z.literal(true),
+    effects: z.array(z.looseObject({ kind: z.string() })).meta({ description: 'every consequence: group-claimed, group-released, driver-changed, device-removed, hwpt-created, hwpt-destroyed, mappings-dropped, context-released, ...' }),
+  })
+  .meta({ id: 'DryRunReply' });
+
+/** The Idempotency-Key request header (IETF draft-ietf-httpapi-idempotency-key-header). */
+export const IdempotencyHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x20-\x7e]{1,255}$/, '1 to 255 printable ASCII characters')
+    .optional()
+    .meta({ description: 'a retry with the same key, method, path and body gets the first answer back and changes nothing (24 h)' }),
+});
+
+const KEY_LIFETIME_MS = 24 * 3600 * 1000;
+export const TOKEN_NOT_KEPT = '(shown once, never stored: rotate the token to get a new one)';
+
+/** u64 values (bigint) inside effects travel as hex strings, as everywhere on the wire. */
+function wire(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)));
+}
+
+/**
+ * Runs every mutation under /v1 the same way (SPEC 10):
+ * - `Idempotency-Key`: a retry by the same principal with the same key, method, path and body gets
+ *   the stored first answer (header `Idempotent-Replayed: true`) and changes nothing; the same key
+ *   with another request is 422 EINVAL. The answer is stored in the change's own transaction (a
+ *   refusal, which changed nothing, in a transaction of its own).
+ * - `?dryRun=true`: the real change, rolled back (database and memory): the same refusal, or 200
+ *   `{dryRun: true, effects}` derived from the events the change would have committed.
+ * `run` calls the core and shapes the answer; it must be synchronous (one transaction spans it).
+ */
+export function mutate(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  run: () => Answer,
+  options: { dryRun?: boolean; dryRunAnswer?: (body: unknown) => Record<string, unknown> } = {},
+): FastifyReply {
+  const { tx, store } = request.server.ioasd;
+  const dryRun = options.dryRun === true || (request.query as { dryRun?: boolean } | undefined)?.dryRun === true;
+  const key = request.headers['idempotency-key'];
+  const principalId = caller(request).id;
+  let digest = '';
+  if (typeof key === 'string') {
+    digest = createHash('sha256')
+      .update(`${request.method}\n${request.url}\n${JSON.stringify(request.body ?? null, (_, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`)
+      .digest('hex'); // over the parsed body: the same values written differently (0x1000, 4096) are the same request
+    const first = store.getIdempotency(principalId, key);
+    if (first && first.createdAt > Date.now() - KEY_LIFETIME_MS) {
+      if (first.digest !== digest) {
+        return sendProblem(reply, problem(request, 'EINVAL', `Idempotency-Key ${JSON.stringify(key)} was used with a different request`, { status: 422 }));
+      }
+      reply.header('idempotent-replayed', 'true').code(first.status);
+      if (first.body === null) return reply.send();
+      const isProblem = first.status >= 400;
+      return reply.type(isProblem ? 'application/problem+json' : 'application/json; charset=utf-8').serializer((x: unknown) => x as string).send(first.body);
+    }
+  }
+  const remember = (status: number, body: unknown): void => {
+    if (typeof key !== 'string' || dryRun) return;
+    // A stale record of the same key (past its 24 h) gives way to the new first answer.
+    // A bearer token is shown once and never stored: a replay of the answer that carried it says so instead.
+    const kept = body !== null && typeof body === 'object' && 'token' in body ? { ...body, token: TOKEN_NOT_KEPT } : body;
+    store.putIdempotency({ principalId, key, digest, status, body: kept === undefined ? null : JSON.stringify(kept), createdAt: Date.now() });
+  };
+  try {
+    if (dryRun) {
+      const { result, events } = tx.dryRun(run);
+      return reply.code(200).send({ ...options.dryRunAnswer?.(result.body), dryRun: true, effects: wire(effectsOf(events)) });
+    }
+    const answer = tx.run(() => {
+      const a = run();
+      remember(a.status, a.body);
+      return a;
+    });
+    return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body);
+  } catch (err) {
+    if (err instanceof IoasdError && typeof key === 'string' && !dryRun) {
+      const p = problem(request, err.errno, err.message, { blockers: err.blockers, problems: err.problems });
+      tx.run(() => remember(statusOf(err.errno), p));
+      return sendProblem(reply, p);
+    }
+    throw err;
+  }
+}

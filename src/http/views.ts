@@ -1,0 +1,89 @@
+import type { z } from 'zod';
+import type { Caller } from '../core/caller.js';
+import { ownerAs } from '../core/caller.js';
+import type { Core } from '../core/core.js';
+import type { GroupView } from '../core/groups.js';
+import type { IovaSpace } from '../core/iova-space.js';
+import type { Binding, Context, Device, GroupHold, Hwpt, Mapping, Principal, Range } from '../core/model.js';
+import { hex } from '../core/u64.js';
+import { deviceOut, regionOut, type DeviceOutput } from '../schemas/topology.js';
+import type { ContextOutput, IoasOutput, MappingOutput } from './schemas/allocator.js';
+import type { GroupOutput } from './schemas/inventory.js';
+import type { BindingOutput, GroupHoldOutput, HwptOutput } from './schemas/ownership.js';
+import type { PrincipalOutput } from './schemas/principals.js';
+
+/**
+ * How each object is shown on the wire: what its GET answers, what a change answers with, and the
+ * `state` of its events. One shaper per object, so the three never disagree.
+ */
+export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
+  const { engine } = core;
+  const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
+  return {
+    range: rangeOut,
+    context: (c: Context): z.output<typeof ContextOutput> => ({
+      id: c.id,
+      principalId: c.principalId,
+      name: c.name,
+      leaseSeconds: c.leaseSeconds,
+      expiresAt: c.expiresAt === null ? null : new Date(c.expiresAt).toISOString(),
+      createdAt: c.createdAt,
+      ioas: core.ioas.list({ id: c.principalId, role: 'user' }, c.id).map((s) => s.id),
+    }),
+    ioas: (s: IovaSpace): z.output<typeof IoasOutput> => ({
+      id: s.id,
+      contextId: s.contextId,
+      alignment: hex(s.alignment),
+      allowedRanges: s.allowed.map(rangeOut),
+      mappings: s.mappings.size,
+      createdAt: s.createdAt,
+    }),
+    mapping: (m: Mapping): z.output<typeof MappingOutput> => ({
+      iova: hex(m.iova),
+      length: hex(m.length),
+      userAddress: hex(m.userAddress),
+      read: m.read,
+      write: m.write,
+    }),
+    hwpt: (h: Hwpt): z.output<typeof HwptOutput> => ({
+      id: h.id,
+      contextId: h.contextId,
+      kind: h.kind,
+      ioasId: h.ioasId,
+      parentId: h.parentId,
+      auto: h.auto,
+      nestParent: h.nestParent,
+      pasid: h.pasid,
+      dirtyTracking: h.dirtyTracking,
+      ...(h.data === null ? {} : { data: h.data }),
+      devices: engine.hwpts.devicesOf(h),
+      pasids: engine.hwpts.pasidUsersOf(h),
+      children: engine.hwpts.childrenOf(h),
+      createdAt: h.createdAt,
+    }),
+    binding: (b: Binding): z.output<typeof BindingOutput> => ({
+      deviceId: b.deviceId,
+      groupId: b.groupId,
+      contextId: b.contextId,
+      hwptId: engine.deviceFirstView.hwptIdOf(b),
+      ioasId: engine.deviceFirstView.ioasIdOf(b),
+      pasids: [...b.pasids.values()].map((p) => ({ pasid: p.pasid, hwptId: p.hwptId })),
+    }),
+    /** A device with the isolation warnings of its group (or no-iommu without one). */
+    device: (d: Device): z.output<typeof DeviceOutput> => deviceOut(d, core.inventory.groupOf(d)),
+    /** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's (null: as an admin). */
+    group: (g: GroupView, viewer: Caller | null): z.output<typeof GroupOutput> => {
+      const holder = engine.state.holderOf(g.id);
+      return { ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: holder ? ownerAs(holder, viewer) : null };
+    },
+    hold: (h: GroupHold): z.output<typeof GroupHoldOutput> => ({
+      groupId: h.groupId,
+      contextId: h.contextId,
+      containerId: h.ioasId,
+      openDevices: engine.groupFirstView.openDevicesOf(h),
+    }),
+    principal: (p: Principal): z.output<typeof PrincipalOutput> => ({ ...p, quotas: { ...p.quotas, maxPinnedBytes: hex(p.quotas.maxPinnedBytes) } }),
+  };
+}
+
+export type Views = ReturnType<typeof views>;
