@@ -12,13 +12,15 @@ import { ioasRoutes } from './ioas.js';
 import { principalRoutes } from './principals.js';
 import { systemRoutes } from './system.js';
 import { topologyRoutes } from './topology.js';
+import { uiRoutes } from './ui.js';
 
 /**
- * Every route, in a fixed order: health outside /v1, then one plugin per resource behind bearer auth
- * and the per-principal rate limit (null: none).
+ * Every route, in a fixed order: health and the topology page outside /v1, then one plugin per
+ * resource behind bearer auth and the per-principal rate limit (null: none).
  */
 export async function routes(app: FastifyInstance, options: { rateLimit: RateLimit | null }): Promise<void> {
   await app.register(healthRoutes);
+  await app.register(uiRoutes);
   await app.register(
     async (v1) => {
       requireAuthentication(v1);
