@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { PolicyName } from './core/model.js';
 import { POLICIES } from './core/model.js';
+import { DEFAULT_RATE_LIMIT, formatRateLimit, parseRateLimit, type RateLimit } from './http/plugins/rate-limit.js';
 
 export interface Config {
   host: string;
@@ -14,6 +15,8 @@ export interface Config {
   logLevel: string;
   adminToken: string | undefined;
   ioasidRange: { min: number; max: number };
+  /** Requests per principal per window; null: no limit. */
+  rateLimit: RateLimit | null;
 }
 
 /** Each option is a flag and an IOASD_* variable; the flag wins. */
@@ -27,6 +30,7 @@ const OPTIONS = {
   proc: { env: 'IOASD_PROC', help: 'with --sysfs: procfs for the kernel command line (default /proc)' },
   'log-level': { env: 'IOASD_LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent (default info)' },
   'ioasid-range': { env: 'IOASD_IOASID_RANGE', help: 'MIN-MAX: the IOASIDs ioas and hwpt ids come from (default 1-2147483647)' },
+  'rate-limit': { env: 'IOASD_RATE_LIMIT', help: `MAX/WINDOW requests per principal, e.g. 100/1s, or off (default ${formatRateLimit(DEFAULT_RATE_LIMIT)})` },
 } as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -74,6 +78,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     throw new ConfigError(`--ioasid-range/IOASD_IOASID_RANGE: ${rangeText} is not MIN-MAX with 1 <= MIN <= MAX <= 4294967295`);
   }
 
+  const rateText = get('rate-limit');
+  const rateLimit = rateText === undefined ? DEFAULT_RATE_LIMIT : parseRateLimit(rateText);
+  if (rateLimit === undefined) throw new ConfigError(`--rate-limit/IOASD_RATE_LIMIT: ${rateText} is not MAX/WINDOW (e.g. 6000/1m, 100/1s, 50/500ms) or off`);
+
   const adminToken = env.IOASD_ADMIN_TOKEN === '' ? undefined : env.IOASD_ADMIN_TOKEN;
   if (adminToken !== undefined && adminToken.length < 16) throw new ConfigError('IOASD_ADMIN_TOKEN must be at least 16 characters');
 
@@ -88,5 +96,6 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     logLevel,
     adminToken,
     ioasidRange,
+    rateLimit,
   };
 }

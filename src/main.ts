@@ -68,6 +68,7 @@ async function main(): Promise<void> {
       hostScan: hostScan(config),
       adminToken: config.adminToken,
       ioasidRange: config.ioasidRange,
+      rateLimit: config.rateLimit,
       logger,
     });
   } catch (err) {

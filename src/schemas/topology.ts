@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { deviceWarnings } from '../core/isolation.js';
 import { ISOLATION_WARNING_CODES, type Device, type GroupRecord, type HostWarning, type Iommu, type IsolationWarning, type ReservedRegion, type Topology } from '../core/model.js';
+import { PCI_ADDRESS } from '../core/topology.js';
 import { hex } from '../core/u64.js';
 import { HexU64, U64Input } from './u64.js';
 
@@ -44,27 +45,38 @@ export const HostWarningSchema = z
 
 const GroupType = z.string().min(1).max(32).nullable();
 
-export const DeviceInput = z.object({
-  id: DeviceId,
-  kind: DeviceKindSchema,
-  groupId: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-    .nullable()
-    .meta({ description: 'null: a PCI function with no IOMMU group (no IOMMU translates it): listed, never assignable' }),
-  parentId: DeviceId.nullable().default(null),
-  driver: DriverName.default('none'),
-  label: Label.nullable().default(null),
-  pasidCapable: z.boolean().default(false),
-  resetGroup: z.string().min(1).max(64).nullable().default(null),
-  vendor: HexId,
-  device: HexId,
-  class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
-  description: z.string().max(200).nullable().optional(),
-  reservedRegions: z.array(RegionInput).default([]),
-});
+export const DeviceInput = z
+  .object({
+    id: DeviceId,
+    kind: DeviceKindSchema,
+    groupId: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .nullable()
+      .meta({ description: 'null: a PCI function with no IOMMU group (no IOMMU translates it): listed, never assignable' }),
+    // Parents are pci or vf devices, so PCI addresses (checked with the rest of the document in core/topology.ts).
+    parentId: DeviceId.nullable().default(null).meta({ description: 'the PF of a VF, the parent device of an mdev or vdpa', pattern: PCI_ADDRESS.source }),
+    driver: DriverName.default('none'),
+    label: Label.nullable().default(null),
+    pasidCapable: z.boolean().default(false),
+    resetGroup: z.string().min(1).max(64).nullable().default(null),
+    vendor: HexId,
+    device: HexId,
+    class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
+    description: z.string().max(200).nullable().optional(),
+    reservedRegions: z.array(RegionInput).default([]),
+  })
+  // pci and vf ids are PCI addresses; virtual devices (mdev, vdpa) are named freely. core/topology.ts
+  // checks it together with the document's other rules, so a refusal lists every problem at once;
+  // the schema only states it.
+  .meta({
+    oneOf: [
+      { properties: { kind: { enum: ['pci', 'vf'] }, id: { pattern: PCI_ADDRESS.source } } },
+      { properties: { kind: { enum: ['mdev', 'vdpa'] } } },
+    ],
+  });
 
 export const GroupInput = z.object({
   id: z.number().int().min(0).max(2 ** 31 - 1),

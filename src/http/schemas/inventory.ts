@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DeviceKindSchema, GroupKindSchema, IsolationWarningSchema, RegionOutput } from '../../schemas/topology.js';
 import { BlockerSchema } from './problem.js';
-import { QueryBool } from './common.js';
+import { decimal, QueryBool } from './common.js';
 
 export const GroupOutput = z
   .object({
@@ -19,7 +19,7 @@ export const GroupOutput = z
 
 export const DeviceQuery = z
   .object({
-    group: z.coerce.number().int().min(0),
+    group: decimal(0, 2 ** 31 - 1),
     driver: z.string().min(1),
     kind: DeviceKindSchema,
     free: QueryBool.meta({ description: 'true: only devices whose group has no owner' }),
