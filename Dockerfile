@@ -29,6 +29,8 @@ COPY package.json package-lock.json ./
 RUN npm ci
 
 COPY tsconfig.json tsconfig.build.json ./
+# The build copies the topology page's static files (src/http/ui) into dist with this script.
+COPY scripts/copy-ui.mjs ./scripts/
 COPY src ./src
 # Compile, then drop devDependencies; the compiled addon in node_modules stays.
 RUN npm run build \

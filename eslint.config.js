@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -32,6 +33,11 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // The topology page's modules run in the browser as they are (and in Node, which has the same fetch and streams).
+    files: ['src/http/ui/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
   },
   {
     files: ['scripts/**', 'bench/**'],

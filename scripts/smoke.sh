@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the built server exactly as the container does (`node <flags> dist/main.js`, configured by IOASD_*
-# variables), on 127.0.0.1 and a port it picks, checks health, readiness and the served OpenAPI
-# document, then stops it with SIGTERM and expects a clean exit.
+# variables), on 127.0.0.1 and a port it picks, checks health, readiness, the topology page and the
+# served OpenAPI document, then stops it with SIGTERM and expects a clean exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -22,7 +22,8 @@ node -e "
 const base = process.argv[1];
 const committed = JSON.parse(require('fs').readFileSync('openapi/openapi.json', 'utf8'));
 (async () => {
-  for (const path of ['/healthz', '/readyz']) {
+  // The topology page's files are copied into dist by the build: the built server must serve them.
+  for (const path of ['/healthz', '/readyz', '/ui', '/ui/app.js', '/ui/sse.js', '/ui/why.js', '/ui/style.css']) {
     const r = await fetch(base + path);
     if (!r.ok) throw new Error(path + ' answered ' + r.status);
   }

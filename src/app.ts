@@ -3,10 +3,12 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { bootstrap, type BootstrapOptions, type Services } from './bootstrap.js';
 import { registerErrorHandling } from './http/errors.js';
 import { eventStateRenderer } from './http/event-state.js';
+import { DEFAULT_HTTP_LIMITS, registerHygiene, serverOptions, type HttpLimits } from './http/hygiene.js';
 import { events, type EventOptions } from './http/plugins/events.js';
 import { leaseReaper } from './http/plugins/lease-reaper.js';
 import { metrics } from './http/plugins/metrics.js';
 import { openapiPlugin } from './http/plugins/openapi.js';
+import type { RateLimit } from './http/plugins/rate-limit.js';
 import { echoRequestId, requestId } from './http/plugins/request-id.js';
 import { routes } from './http/routes/index.js';
 
@@ -17,6 +19,10 @@ export interface AppOptions extends BootstrapOptions {
   leaseCheckMs?: number;
   /** Event log retention, keep-alive and sweep intervals. */
   events?: EventOptions;
+  /** HTTP limits and timeouts (see http/hygiene.ts); tests shorten the timeouts. */
+  http?: Partial<HttpLimits>;
+  /** Per-principal rate limit (--rate-limit); absent or null: none. */
+  rateLimit?: RateLimit | null;
 }
 
 declare module 'fastify' {
@@ -30,11 +36,14 @@ export type App = FastifyInstance;
 /**
  * Builds the whole service without listening: tests call `inject`, main.ts calls `listen`.
  * Opening the database takes the single-server lock; closing the app releases it.
- * Order: services, infrastructure plugins (errors, OpenAPI, metrics, request ids, lease reaper), routes.
+ * Order: services, infrastructure plugins (errors, HTTP hygiene, OpenAPI, metrics, request ids, events,
+ * lease reaper), routes.
  */
 export async function buildApp(options: AppOptions): Promise<App> {
   const services = bootstrap(options);
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const app = Fastify({
+    ...serverOptions(limits),
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     genReqId: requestId,
   }).withTypeProvider<ZodTypeProvider>();
@@ -46,12 +55,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerHygiene(app, limits);
   await openapiPlugin(app);
   await metrics(app);
   echoRequestId(app);
   services.tx.renderStateWith(eventStateRenderer(services));
   await events(app, options.events);
   leaseReaper(app, options.leaseCheckMs ?? 1000);
-  await routes(app);
+  await routes(app, { rateLimit: options.rateLimit ?? null });
   return app;
 }

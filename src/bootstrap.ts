@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   policy?: PolicyName;
   /** Inventory to load at start (from --topology or --sysfs); without it a new database gets the demo. */
   topology?: TopologyDocument;
+  /** Re-reads the host given with --sysfs, for POST /v1/topology/rescan (absent: no host to rescan). */
+  hostScan?: () => TopologyDocument;
   /** Fixed admin token (IOASD_ADMIN_TOKEN); otherwise one is generated on first start. */
   adminToken?: string;
   /** IOASIDs are allocated from this range (default 1..2^31-1). */
@@ -31,6 +33,8 @@ export interface Services extends Core {
   store: SqliteStore;
   /** Where the generated admin token was written on this start, if it was. */
   adminTokenFile: string | null;
+  /** The --sysfs host reader (null: started without --sysfs, nothing to rescan). */
+  hostScan: (() => TopologyDocument) | null;
   /** Every invariant over memory and the database (GET /v1/system/check). */
   check(): CheckReport;
 }
@@ -53,7 +57,9 @@ export function bootstrap(options: BootstrapOptions): Services {
       const incoming = fromDocument(options.topology, iommu);
       // Reloading the same inventory is a no-op, so a restart with owned devices is not refused.
       const unchanged = store.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
-      if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
+      // A host that changed while ioasd was down is taken over like a rescan (labels kept, owned devices guarded).
+      if (!unchanged && options.hostScan && store.hasTopology()) core.rescan.apply(incoming.topology, null);
+      else if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
     } else if (!store.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }
@@ -76,7 +82,7 @@ export function bootstrap(options: BootstrapOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     contexts.reapExpired();
-    return { ...core, db, store, adminTokenFile, check: () => checkInvariants(core, () => createCore(store, coreOptions), store) };
+    return { ...core, db, store, adminTokenFile, hostScan: options.hostScan ?? null, check: () => checkInvariants(core, () => createCore(store, coreOptions), store) };
   } catch (err) {
     db.close();
     throw err;

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { PolicyName } from './core/model.js';
 import { POLICIES } from './core/model.js';
+import { DEFAULT_RATE_LIMIT, formatRateLimit, parseRateLimit, type RateLimit } from './http/plugins/rate-limit.js';
 
 export interface Config {
   host: string;
@@ -9,9 +10,13 @@ export interface Config {
   policy: PolicyName | undefined;
   topology: string | undefined;
   sysfs: string | undefined;
+  /** procfs to read the kernel command line from (with --sysfs). */
+  proc: string;
   logLevel: string;
   adminToken: string | undefined;
   ioasidRange: { min: number; max: number };
+  /** Requests per principal per window; null: no limit. */
+  rateLimit: RateLimit | null;
 }
 
 /** Each option is a flag and an IOASD_* variable; the flag wins. */
@@ -22,8 +27,10 @@ const OPTIONS = {
   policy: { env: 'IOASD_POLICY', help: 'group-first | device-first (default device-first on a new database)' },
   topology: { env: 'IOASD_TOPOLOGY', help: 'load the inventory from this JSON topology document' },
   sysfs: { env: 'IOASD_SYSFS', help: 'load the inventory from this sysfs tree (e.g. /sys)' },
+  proc: { env: 'IOASD_PROC', help: 'with --sysfs: procfs for the kernel command line (default /proc)' },
   'log-level': { env: 'IOASD_LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent (default info)' },
   'ioasid-range': { env: 'IOASD_IOASID_RANGE', help: 'MIN-MAX: the IOASIDs ioas and hwpt ids come from (default 1-2147483647)' },
+  'rate-limit': { env: 'IOASD_RATE_LIMIT', help: `MAX/WINDOW requests per principal, e.g. 100/1s, or off (default ${formatRateLimit(DEFAULT_RATE_LIMIT)})` },
 } as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -71,6 +78,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     throw new ConfigError(`--ioasid-range/IOASD_IOASID_RANGE: ${rangeText} is not MIN-MAX with 1 <= MIN <= MAX <= 4294967295`);
   }
 
+  const rateText = get('rate-limit');
+  const rateLimit = rateText === undefined ? DEFAULT_RATE_LIMIT : parseRateLimit(rateText);
+  if (rateLimit === undefined) throw new ConfigError(`--rate-limit/IOASD_RATE_LIMIT: ${rateText} is not MAX/WINDOW (e.g. 6000/1m, 100/1s, 50/500ms) or off`);
+
   const adminToken = env.IOASD_ADMIN_TOKEN === '' ? undefined : env.IOASD_ADMIN_TOKEN;
   if (adminToken !== undefined && adminToken.length < 16) throw new ConfigError('IOASD_ADMIN_TOKEN must be at least 16 characters');
 
@@ -81,8 +92,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     policy: policy as PolicyName | undefined,
     topology,
     sysfs,
+    proc: get('proc') ?? '/proc',
     logLevel,
     adminToken,
     ioasidRange,
+    rateLimit,
   };
 }

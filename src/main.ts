@@ -2,12 +2,19 @@
 import { buildApp, type App } from './app.js';
 import { createLogger } from './logger.js';
 import { ConfigError, readConfig, USAGE, type Config } from './config.js';
-import { fail, IoasdError } from './core/errors.js';
+import { IoasdError } from './core/errors.js';
 import type { TopologyDocument } from './schemas/topology.js';
 import { DatabaseLockedError } from './store/database.js';
 import { readTopologyFile } from './topology/file.js';
 import { readSysfsTopology } from './topology/sysfs.js';
 import { listenFailed, noteStartFiles, publicUrl, readyLine, removeNewFiles, StartError, topologyRefused } from './startup.js';
+
+/** The --sysfs host reader, also used by POST /v1/topology/rescan (it refuses a host without IOMMU groups). */
+function hostScan(config: Config): (() => TopologyDocument) | undefined {
+  const root = config.sysfs;
+  if (root === undefined) return undefined;
+  return () => readSysfsTopology(root, { proc: config.proc });
+}
 
 function loadTopology(config: Config): TopologyDocument | undefined {
   if (config.topology !== undefined) {
@@ -17,13 +24,7 @@ function loadTopology(config: Config): TopologyDocument | undefined {
       throw topologyRefused(err);
     }
   }
-  if (config.sysfs !== undefined) {
-    const doc = readSysfsTopology(config.sysfs);
-    // A host without an enabled IOMMU has no groups: nothing could be handed out safely.
-    if (doc.devices.length === 0) fail('ENODEV', `no device with an IOMMU group under ${config.sysfs}: is the IOMMU enabled?`);
-    return doc;
-  }
-  return undefined;
+  return hostScan(config)?.();
 }
 
 /** Stops accepting connections, lets in-flight requests finish, then closes the database. */
@@ -88,8 +89,10 @@ async function main(): Promise<void> {
       db: config.db,
       policy: config.policy,
       topology,
+      hostScan: hostScan(config),
       adminToken: config.adminToken,
       ioasidRange: config.ioasidRange,
+      rateLimit: config.rateLimit,
       logger,
     });
     try {

@@ -61,7 +61,7 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
   }
   for (const b of bindings) {
     const d = byId.get(b.deviceId);
-    if (!d) continue;
+    if (!d || d.groupId === null) continue; // a device without a group is never bound (isolation.ts)
     own(d.groupId, b.contextId);
     claimed.add(d.groupId);
   }
@@ -138,7 +138,7 @@ export function snapshot(core: Core): Map<string, string> {
       const fields: Record<string, unknown> = {};
       for (const [k, val] of Object.entries(o)) {
         // Derived caches and the collections compared on their own are left out.
-        if (['users', 'mappings', 'pasids', 'attachment', 'createdAt', 'domainList', 'reservedCache'].includes(k)) continue;
+        if (['users', 'mappings', 'pasids', 'attachment', 'createdAt', 'domainList', 'reservedCache', 'sharedPages'].includes(k)) continue;
         if (typeof val === 'function') continue;
         fields[k] = val;
       }

@@ -2,6 +2,7 @@ import { Contexts } from './contexts.js';
 import { Inventory } from './inventory.js';
 import { IoasService } from './ioas.js';
 import { IoasidAllocator } from './ioasid.js';
+import { SharedPages } from './mapping-rows.js';
 import { Mappings } from './mappings.js';
 import { ObjectTable } from './objects.js';
 import { OwnershipState } from './ownership.js';
@@ -9,6 +10,7 @@ import { PolicyEngine } from './policy/engine.js';
 import type { Secrets, Store } from './ports.js';
 import { DEFAULT_QUOTAS, Principals } from './principals.js';
 import { QuotaBook } from './quotas.js';
+import { HostRescan } from './rescan.js';
 import { Tx } from './tx.js';
 
 export interface CoreOptions {
@@ -25,6 +27,8 @@ export interface Core {
   tx: Tx;
   quotas: QuotaBook;
   inventory: Inventory;
+  /** Re-reading a real host: POST /v1/topology/rescan, --sysfs on an existing database. */
+  rescan: HostRescan;
   principals: Principals;
   contexts: Contexts;
   ioas: IoasService;
@@ -48,7 +52,7 @@ export function createCore(store: Store, options: CoreOptions): Core {
   const ids = new IoasidAllocator(range.min, range.max, [...store.listIoas().map((r) => r.id), ...store.listHwpts().map((h) => h.id)]);
   const mappings = new Mappings({ port: store, tx, objects, quotas, policy: () => store.getPolicy() ?? 'device-first' });
   const contexts = new Contexts({ port: store, tx, objects, quotas, now, newId: secrets.newId });
-  const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now });
+  const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now, sharedPages: new SharedPages() });
   const state = new OwnershipState(objects, store);
   const engine = new PolicyEngine(
     {
@@ -68,11 +72,12 @@ export function createCore(store: Store, options: CoreOptions): Core {
     store,
   );
   inventory.guardWith(state);
+  const rescan = new HostRescan(store, tx, state);
   const principals = new Principals(store, tx, secrets, (id) => contexts.releasePrincipal(id));
 
   contexts.restore();
   ioas.restore();
   mappings.restore();
   engine.restore();
-  return { objects, tx, quotas, inventory, principals, contexts, ioas, mappings, engine };
+  return { objects, tx, quotas, inventory, rescan, principals, contexts, ioas, mappings, engine };
 }

@@ -87,6 +87,13 @@ export function effectsOf(events: readonly CoreEvent[]): Effect[] {
       case 'topology.imported':
         out.push({ kind: e.type.replace('.', '-'), ...d });
         break;
+      // A rescan's changes to the host as a whole (core/rescan.ts).
+      case 'topology.iommu-changed':
+        out.push({ kind: 'iommu-changed', ...d });
+        break;
+      case 'topology.warnings-changed':
+        out.push({ kind: 'host-warnings-changed', ...d });
+        break;
       default:
         out.push({ kind: e.type.replace('.', '-'), [`${e.object.kind}Id`]: e.object.id, ...d });
     }

@@ -3,7 +3,8 @@ import { fail } from './errors.js';
 import type { CoreEvent } from './events.js';
 import { groupKindFor } from './devices.js';
 import { groupView, type GroupView } from './groups.js';
-import type { Device, DeviceKind, Topology } from './model.js';
+import { summarizeWarnings, type WarningSummary } from './isolation.js';
+import type { Device, DeviceKind, GroupRecord, Topology } from './model.js';
 import type { InventoryPort } from './ports.js';
 import type { Tx } from './tx.js';
 import { assertValidTopology, mergeTopology } from './topology.js';
@@ -25,7 +26,7 @@ export interface ImportRequest {
 
 /** What the inventory asks of the ownership state before an admin change (see ownership.ts). */
 export interface InventoryGuard {
-  holderOf(groupId: number): { contextId: string; principalId: string } | null;
+  holderOf(groupId: number | null): { contextId: string; principalId: string } | null;
   assertDriverChange(device: Device, driver: string): void;
   assertUnplug(devices: readonly Device[]): void;
   assertPlug(device: Device): void;
@@ -58,7 +59,7 @@ export class Inventory {
   }
 
   topology(): Topology {
-    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices() };
+    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices(), hostWarnings: this.store.getHostWarnings() };
   }
 
   /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
@@ -73,6 +74,8 @@ export class Inventory {
         for (const g of next.groups) this.store.insertGroup(g);
         // Parents first, so the parent foreign key holds at every insert.
         for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+        // Host findings describe the host the document came from: a replace without them clears them.
+        this.store.setHostWarnings(req.topology.hostWarnings ?? (req.mode === 'merge' ? this.store.getHostWarnings() : []));
         this.tx.emit(inventoryEvent('topology.imported', { kind: 'topology', id: 'topology' }, { mode: req.mode, groups: next.groups.length, devices: next.devices.length }));
         return this.topology();
       },
@@ -80,20 +83,37 @@ export class Inventory {
     );
   }
 
+  /** The group record of a device (its warnings go with it), if it has one. */
+  groupOf(device: Device): GroupRecord | undefined {
+    return device.groupId === null ? undefined : this.store.getGroup(device.groupId);
+  }
+
+  /** Group records by id, for listing many devices with their warnings. */
+  groupRecords(): Map<number, GroupRecord> {
+    return new Map(this.store.listGroups().map((g) => [g.id, g]));
+  }
+
+  /** Every warning of the inventory, counted, with the host's own findings (GET /v1/system). */
+  warningSummary(): WarningSummary {
+    return summarizeWarnings(this.store.listGroups(), this.store.listDevices(), this.store.getHostWarnings());
+  }
+
   listGroups(): GroupView[] {
+    const iommuRegions = this.store.getIommu().reservedRegions;
     const members = new Map<number, Device[]>();
     for (const d of this.store.listDevices()) {
+      if (d.groupId === null) continue;
       const list = members.get(d.groupId);
       if (list) list.push(d);
       else members.set(d.groupId, [d]);
     }
-    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? []));
+    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? [], iommuRegions));
   }
 
   getGroup(id: number): GroupView {
     const group = this.store.getGroup(id);
     if (!group) fail('ENOENT', `group ${id} does not exist`);
-    return groupView(group, this.store.devicesInGroup(id));
+    return groupView(group, this.store.devicesInGroup(id), this.store.getIommu().reservedRegions);
   }
 
   listDevices(filter: DeviceFilter = {}): Device[] {
@@ -120,9 +140,11 @@ export class Inventory {
     return this.tx.run(
       () => {
       if (this.store.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
-      const group = this.store.getGroup(device.groupId);
+      const group = device.groupId === null ? undefined : this.store.getGroup(device.groupId);
       const wanted = groupKindFor(device.kind);
-      if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
+      if (device.groupId === null) {
+        // A function without an IOMMU group: listed, never assignable (validated below).
+      } else if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
       else if (group.kind !== wanted) {
         fail('EINVAL', `${device.kind} device cannot join ${group.kind} group ${group.id}`, {
           problems: [{ path: 'groupId', message: `group ${group.id} is ${group.kind}` }],
@@ -149,7 +171,7 @@ export class Inventory {
       const device = this.getDevice(id);
       const removed = this.descendants(device);
       this.guard.assertUnplug(removed);
-      const groups = new Set(removed.map((d) => d.groupId));
+      const groups = new Set(removed.flatMap((d) => (d.groupId === null ? [] : [d.groupId])));
       // Children first: the parent foreign key must hold at every delete.
       for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
       for (const d of removed) this.tx.emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
@@ -203,8 +225,8 @@ export function parentsFirst(devices: readonly Device[]): Device[] {
   return out;
 }
 
-
-function inventoryEvent(type: string, object: CoreEvent['object'], detail: Record<string, unknown>): CoreEvent {
+/** An event of the inventory (scope inventory: everyone sees it). */
+export function inventoryEvent(type: string, object: CoreEvent['object'], detail: Record<string, unknown>): CoreEvent {
   return { type, object, scope: 'inventory', principalId: null, contextId: null, detail };
 }
 

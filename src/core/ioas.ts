@@ -1,6 +1,7 @@
 import type { Caller } from './caller.js';
 import type { IoasidAllocator } from './ioasid.js';
 import { IovaSpace } from './iova-space.js';
+import type { SharedPages } from './mapping-rows.js';
 import type { Mappings } from './mappings.js';
 import type { ObjectTable } from './objects.js';
 import type { IoasPort } from './ports.js';
@@ -14,6 +15,8 @@ export interface IoasDeps {
   quotas: QuotaBook;
   ids: IoasidAllocator;
   mappings: Mappings;
+  /** Pinned pages shared between mappings (copies), common to every address space. */
+  sharedPages: SharedPages;
   now: () => number;
 }
 
@@ -38,7 +41,7 @@ export class IoasService {
     for (const row of port.listIoas()) {
       const ctx = objects.find('context', row.contextId);
       if (!ctx) continue;
-      const space = new IovaSpace(row.id, row.contextId, ctx.principalId, row.createdAt);
+      const space = new IovaSpace(row.id, row.contextId, ctx.principalId, row.createdAt, this.deps.sharedPages);
       space.allowed = row.allowed;
       objects.add(space);
       quotas.count(ctx.principalId, 'ioas', 1);
@@ -51,7 +54,7 @@ export class IoasService {
     quotas.assertIoasRoom(ctx.principalId);
     return tx.run(
       (undo) => {
-        const space = new IovaSpace(ids.take(undo), ctx.id, ctx.principalId, new Date(now()).toISOString());
+        const space = new IovaSpace(ids.take(undo), ctx.id, ctx.principalId, new Date(now()).toISOString(), this.deps.sharedPages);
         port.insertIoas({ id: space.id, contextId: ctx.id, allowed: [], createdAt: space.createdAt });
         objects.add(space, undo);
         quotas.count(ctx.principalId, 'ioas', 1, undo);

@@ -1,5 +1,6 @@
 import { fail } from './errors.js';
 import { IovaTree } from './iova-tree.js';
+import { mappingRows, type SharedPages } from './mapping-rows.js';
 import type { CoreObject, Domain, Mapping, Range } from './model.js';
 import { anyMeets, complement, mergeRanges } from './ranges.js';
 import { U64_MAX } from './u64.js';
@@ -13,7 +14,7 @@ import { U64_MAX } from './u64.js';
 export class IovaSpace implements CoreObject {
   readonly type = 'ioas' as const;
   readonly users = new Set<CoreObject>();
-  mappings = new IovaTree<Mapping>();
+  readonly mappings: IovaTree<Mapping>;
   allowed: Range[] = [];
   private domainList: Domain[] = [];
   private reservedCache: Range[] | null = [];
@@ -23,7 +24,11 @@ export class IovaSpace implements CoreObject {
     readonly contextId: string,
     readonly principalId: string,
     readonly createdAt: string,
-  ) {}
+    /** The allocator's pages shared between mappings (copies), common to all its address spaces. */
+    readonly sharedPages: SharedPages,
+  ) {
+    this.mappings = new IovaTree(mappingRows(principalId, sharedPages));
+  }
 
   get domains(): readonly Domain[] {
     return this.domainList;
@@ -74,7 +79,7 @@ export class IovaSpace implements CoreObject {
    */
   setDomain(domain: Domain): Domain | undefined {
     const previous = this.domainList.find((d) => d.key === domain.key);
-    const candidate = new IovaSpace(this.id, this.contextId, this.principalId, this.createdAt);
+    const candidate = new IovaSpace(this.id, this.contextId, this.principalId, this.createdAt, this.sharedPages);
     candidate.domainList = [...this.domainList.filter((d) => d.key !== domain.key), domain];
     candidate.reservedCache = null;
     const reserved = candidate.reserved;

@@ -2,7 +2,6 @@ import type { Caller } from './caller.js';
 import type { CoreEvent } from './events.js';
 import { fail } from './errors.js';
 import type { IovaSpace } from './iova-space.js';
-import { IovaTree } from './iova-tree.js';
 import {
   checkAllowedRanges,
   checkIommufdMapArgs,
@@ -59,20 +58,24 @@ export class Mappings {
     const { port, objects, quotas } = this.deps;
     // Pages by id (ids are small dense integers): a plain array is far cheaper than a Map at 1M.
     const pages: Pages[] = [];
-    let batch: Mapping[] = [];
+    // Rows stream into each space's index (no array of a million objects held while it builds).
+    let batch: ReturnType<IovaSpace['mappings']['bulkLoad']> | undefined;
+    let batchCount = 0;
     let batchIoas = -1;
     const flush = (): void => {
       const space = objects.find('ioas', batchIoas);
-      if (space && batch.length > 0) {
-        space.mappings = IovaTree.fromSorted(batch);
-        quotas.count(space.principalId, 'mappings', batch.length);
+      if (space && batch) {
+        batch.finish();
+        quotas.count(space.principalId, 'mappings', batchCount);
       }
-      batch = [];
+      batch = undefined;
+      batchCount = 0;
     };
     port.eachMapping((ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
       if (ioasId !== batchIoas) {
         flush();
         batchIoas = ioasId;
+        batch = objects.find('ioas', ioasId)?.mappings.bulkLoad();
       }
       let p = pages[pagesId];
       if (!p) {
@@ -83,7 +86,8 @@ export class Mappings {
         if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
       }
       p.refs++;
-      batch.push({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+      batch?.add({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+      batchCount++;
     });
     flush();
   }

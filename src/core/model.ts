@@ -28,15 +28,40 @@ export interface Iommu {
 export type GroupKind = 'iommu' | 'virtual';
 export type DeviceKind = 'pci' | 'vf' | 'mdev' | 'vdpa';
 
+/**
+ * Why a group may isolate less than it seems (SPEC 11), found by reading a real host: `no-acs` (a
+ * port above lacks ACS), `multifunction-no-acs`, `acs-override` (the kernel was told to pretend),
+ * `identity-domain` (DMA not translated), `no-iommu` (a device without an IOMMU group).
+ */
+export type IsolationWarningCode = 'no-acs' | 'multifunction-no-acs' | 'acs-override' | 'identity-domain' | 'no-iommu';
+export const ISOLATION_WARNING_CODES: readonly IsolationWarningCode[] = ['no-acs', 'multifunction-no-acs', 'acs-override', 'identity-domain', 'no-iommu'];
+
+export interface IsolationWarning {
+  code: IsolationWarningCode;
+  /** The device the finding is about (a port, a function), when it is one. */
+  deviceId?: string;
+  detail: string;
+}
+
+/** Something about the host as a whole that the loader could not read or had to assume. */
+export interface HostWarning {
+  code: string;
+  detail: string;
+}
+
 export interface GroupRecord {
   id: number;
   kind: GroupKind;
+  /** The kernel's default domain type from sysfs (`DMA`, `DMA-FQ`, `identity`, ...); null when not read from a host. */
+  type?: string | null;
+  warnings?: IsolationWarning[];
 }
 
 export interface Device {
   id: string;
   kind: DeviceKind;
-  groupId: number;
+  /** null: the device has no IOMMU group (no IOMMU translates it), so it is never assignable. */
+  groupId: number | null;
   parentId: string | null;
   driver: string;
   label: string | null;
@@ -55,6 +80,8 @@ export interface Topology {
   iommu: Iommu;
   groups: GroupRecord[];
   devices: Device[];
+  /** Findings about the host as a whole (absent: none, or not read from a host). */
+  hostWarnings?: HostWarning[];
 }
 
 export type Role = 'admin' | 'user';

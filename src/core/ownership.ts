@@ -60,7 +60,8 @@ export class OwnershipState {
   }
 
   /** The context holding a group: its group-first opener, or the context of its bound devices. */
-  holderOf(groupId: number): Owner | null {
+  holderOf(groupId: number | null): Owner | null {
+    if (groupId === null) return null; // a device without an IOMMU group is never held
     const hold = this.groupHolds.get(groupId);
     if (hold) return hold;
     for (const b of this.bindings.values()) if (b.groupId === groupId) return b;

@@ -1,5 +1,5 @@
 import type { CoreEvent } from './events.js';
-import type { ContextRecord, Device, GroupRecord, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
+import type { ContextRecord, Device, GroupRecord, HostWarning, HwptRecord, Iommu, Mapping, PolicyName, Principal, Range } from './model.js';
 
 /**
  * What the core needs from persistence, as plain synchronous calls on plain data, one narrow port per
@@ -76,9 +76,16 @@ export interface InventoryPort extends InventoryReadPort {
   setIommu(iommu: Iommu): void;
   listGroups(): GroupRecord[];
   insertGroup(group: GroupRecord): void;
+  /** Replaces a group's kind, domain type and warnings (a rescan). */
+  updateGroup(group: GroupRecord): void;
   deleteGroup(id: number): void;
+  /** Findings about the host as a whole, from the last load of a real host. */
+  getHostWarnings(): HostWarning[];
+  setHostWarnings(warnings: readonly HostWarning[]): void;
   listDevices(): Device[];
   insertDevice(device: Device): void;
+  /** Replaces every field of an existing device (a rescan). */
+  updateDevice(device: Device): void;
   deleteDevice(id: string): void;
   setDriver(id: string, driver: string): void;
   /** Drops every group and device (an import in replace mode). */

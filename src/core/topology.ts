@@ -50,8 +50,12 @@ export function topologyProblems(topology: Topology, groupMembers: ReadonlyMap<n
     if (!isVirtualKind(d.kind) && !PCI_ADDRESS.test(d.id)) {
       problems.push({ path: `${at}.id`, message: `${d.kind} device id ${d.id} is not a PCI address like 0000:01:00.0` });
     }
-    const group = groups.get(d.groupId);
-    if (!group) problems.push({ path: `${at}.groupId`, message: `device ${d.id} names missing group ${d.groupId}` });
+    // No group: a hardware function no IOMMU translates (listed, never assignable). A virtual device
+    // always has one: its parent isolates it.
+    const group = d.groupId === null ? undefined : groups.get(d.groupId);
+    if (d.groupId === null) {
+      if (isVirtualKind(d.kind)) problems.push({ path: `${at}.groupId`, message: `${d.kind} device ${d.id} needs a group` });
+    } else if (!group) problems.push({ path: `${at}.groupId`, message: `device ${d.id} names missing group ${d.groupId}` });
     else if (group.kind !== groupKindFor(d.kind)) {
       problems.push({ path: `${at}.groupId`, message: `${d.kind} device ${d.id} cannot be in ${group.kind} group ${group.id}` });
     }
@@ -118,9 +122,12 @@ export function mergeTopology(current: Topology, incoming: Partial<Topology> & P
   // Incoming lists are kept whole (duplicates included) so that validation of the result still sees them.
   const groupIds = new Set(incoming.groups.map((g) => g.id));
   const deviceIds = new Set(incoming.devices.map((d) => d.id));
-  return {
+  const merged: Topology = {
     iommu: incoming.iommu ?? current.iommu,
     groups: [...current.groups.filter((g) => !groupIds.has(g.id)), ...incoming.groups],
     devices: [...current.devices.filter((d) => !deviceIds.has(d.id)), ...incoming.devices],
   };
+  const host = incoming.hostWarnings ?? current.hostWarnings;
+  if (host) merged.hostWarnings = host;
+  return merged;
 }

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ERRNOS, IoasdError, type Errno, type FieldProblem } from '../core/errors.js';
+import { IoasdError, type FieldProblem } from '../core/errors.js';
 import { errnoOfIssues } from '../schemas/problems.js';
-import { statusOf } from './errno-status.js';
+import { statusOf, titleOf, type WireErrno } from './errno-status.js';
 import type { Problem } from './schemas/problem.js';
 
 const PROBLEM_TYPE = 'application/problem+json';
@@ -16,15 +16,31 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; detail: string }> 
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, detail: 'content-length does not match the body' },
 };
 
+/**
+ * A refusal decided by the HTTP layer itself (a limit, a media type, a method), with the status it
+ * answers and the errno clients match on. The error handler turns it into problem+json.
+ */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly errno: WireErrno,
+    detail: string,
+    readonly problems?: { path: string; message: string }[],
+  ) {
+    super(detail);
+    this.name = 'HttpRefusal';
+  }
+}
+
 export function problem(
   request: FastifyRequest,
-  errno: Errno,
+  errno: WireErrno,
   detail: string,
   extra: { status?: number; blockers?: IoasdError['blockers']; problems?: FieldProblem[] | undefined } = {},
 ): Problem {
   const p: Problem = {
     type: `urn:ioasd:errno:${errno}`,
-    title: ERRNOS[errno].title,
+    title: titleOf(errno),
     status: extra.status ?? statusOf(errno),
     detail,
     errno,
@@ -41,11 +57,14 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_TYPE).serializer(JSON.stringify).send(p);
 }
 
-/** Turns every error (refusal, bad JSON, schema violation, unknown route) into problem+json. */
+/** Turns every error (refusal, bad JSON, schema violation) into problem+json; unknown routes: http/methods.ts. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | IoasdError, request, reply) => {
     if (err instanceof IoasdError) {
       return sendProblem(reply, problem(request, err.errno, err.message, { blockers: err.blockers, problems: err.problems }));
+    }
+    if (err instanceof HttpRefusal) {
+      return sendProblem(reply, problem(request, err.errno, err.message, { status: err.statusCode, problems: err.problems }));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const where = err.validationContext ?? 'body';
@@ -53,7 +72,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
         path: `${where}${v.instancePath.replaceAll('/', '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]')}`,
         message: v.message ?? 'invalid',
       }));
-      const errno = errnoOfIssues(err.validation.map((v) => ({ params: (v.params as { params?: unknown }).params })));
+      const errno = errnoOfIssues(err.validation.map((v) => v.params as { params?: unknown; errors?: unknown }));
       const detail = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
       return sendProblem(reply, problem(request, errno, detail, { problems }));
     }
@@ -69,8 +88,4 @@ export function registerErrorHandling(app: FastifyInstance): void {
       .serializer(JSON.stringify)
       .send({ type: 'about:blank', title: 'Internal Server Error', status: 500, detail: 'internal error; see the server log', requestId: request.id });
   });
-
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(request, 'ENOENT', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
 }

@@ -1,7 +1,6 @@
 import type { Services } from '../bootstrap.js';
 import type { CoreEvent } from '../core/events.js';
 import type { Context, Mapping, Principal } from '../core/model.js';
-import { deviceOut } from '../schemas/topology.js';
 import { views } from './views.js';
 
 /**
@@ -35,7 +34,7 @@ export function eventStateRenderer(services: Services): (event: CoreEvent) => un
       case 'device': {
         if (e.scope === 'inventory') {
           const device = store.getDevice(String(id));
-          return device ? deviceOut(device) : null;
+          return device ? v.device(device) : null;
         }
         // Ownership news about a device: its binding (device-first) or its opens (group-first).
         const binding = objects.find('binding', String(id));

@@ -4,8 +4,9 @@ import { ownerAs } from '../core/caller.js';
 import type { Core } from '../core/core.js';
 import type { GroupView } from '../core/groups.js';
 import type { IovaSpace } from '../core/iova-space.js';
-import type { Binding, Context, GroupHold, Hwpt, Mapping, Principal, Range } from '../core/model.js';
+import type { Binding, Context, Device, GroupHold, Hwpt, Mapping, Principal, Range } from '../core/model.js';
 import { hex } from '../core/u64.js';
+import { deviceOut, regionOut, type DeviceOutput } from '../schemas/topology.js';
 import type { ContextOutput, IoasOutput, MappingOutput } from './schemas/allocator.js';
 import type { GroupOutput } from './schemas/inventory.js';
 import type { BindingOutput, GroupHoldOutput, HwptOutput } from './schemas/ownership.js';
@@ -68,10 +69,12 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
       ioasId: engine.deviceFirstView.ioasIdOf(b),
       pasids: [...b.pasids.values()].map((p) => ({ pasid: p.pasid, hwptId: p.hwptId })),
     }),
+    /** A device with the isolation warnings of its group (or no-iommu without one). */
+    device: (d: Device): z.output<typeof DeviceOutput> => deviceOut(d, core.inventory.groupOf(d)),
     /** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's (null: as an admin). */
     group: (g: GroupView, viewer: Caller | null): z.output<typeof GroupOutput> => {
       const holder = engine.state.holderOf(g.id);
-      return { ...g, owner: holder ? ownerAs(holder, viewer) : null };
+      return { ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: holder ? ownerAs(holder, viewer) : null };
     },
     hold: (h: GroupHold): z.output<typeof GroupHoldOutput> => ({
       groupId: h.groupId,

@@ -8,10 +8,20 @@ export function fieldPath(path: readonly PropertyKey[], root = ''): string {
   return out === '' ? '(root)' : out;
 }
 
-/** The errno a failed parse stands for: EOVERFLOW when a u64 was too large, else EINVAL. */
-export function errnoOfIssues(issues: readonly { params?: unknown }[]): Errno {
-  const overflow = issues.some((i) => (i.params as { errno?: string } | undefined)?.errno === 'EOVERFLOW');
-  return overflow ? 'EOVERFLOW' : 'EINVAL';
+interface IssueLike {
+  params?: unknown;
+  /** A union's issues, one list per option tried. */
+  errors?: unknown;
+}
+
+function overflows(i: IssueLike): boolean {
+  if ((i.params as { errno?: string } | undefined)?.errno === 'EOVERFLOW') return true;
+  return Array.isArray(i.errors) && i.errors.some((option) => Array.isArray(option) && (option as IssueLike[]).some(overflows));
+}
+
+/** The errno a failed parse stands for: EOVERFLOW when a u64 was too large (in any union option too), else EINVAL. */
+export function errnoOfIssues(issues: readonly IssueLike[]): Errno {
+  return issues.some(overflows) ? 'EOVERFLOW' : 'EINVAL';
 }
 
 /** Parses with a zod schema, or refuses with every failing field listed (400). */

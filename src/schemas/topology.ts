@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import type { Device, Iommu, ReservedRegion, Topology } from '../core/model.js';
+import { deviceWarnings } from '../core/isolation.js';
+import { ISOLATION_WARNING_CODES, type Device, type GroupRecord, type HostWarning, type Iommu, type IsolationWarning, type ReservedRegion, type Topology } from '../core/model.js';
+import { PCI_ADDRESS } from '../core/topology.js';
 import { hex } from '../core/u64.js';
 import { HexU64, U64Input } from './u64.js';
 
@@ -29,25 +31,58 @@ export const IommuInput = z.object({
     .prefault({}),
 });
 
-export const DeviceInput = z.object({
-  id: DeviceId,
-  kind: DeviceKindSchema,
-  groupId: z.number().int().min(0).max(2 ** 31 - 1),
-  parentId: DeviceId.nullable().default(null),
-  driver: DriverName.default('none'),
-  label: Label.nullable().default(null),
-  pasidCapable: z.boolean().default(false),
-  resetGroup: z.string().min(1).max(64).nullable().default(null),
-  vendor: HexId,
-  device: HexId,
-  class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
-  description: z.string().max(200).nullable().optional(),
-  reservedRegions: z.array(RegionInput).default([]),
-});
+export const IsolationWarningSchema = z
+  .object({
+    code: z.enum(ISOLATION_WARNING_CODES as [IsolationWarning['code'], ...IsolationWarning['code'][]]),
+    deviceId: DeviceId.optional().meta({ description: 'the port or function the finding is about' }),
+    detail: z.string().min(1).max(1000),
+  })
+  .meta({ id: 'IsolationWarning', description: 'why a group may isolate less than it seems (read from a real host)' });
+
+export const HostWarningSchema = z
+  .object({ code: z.string().min(1).max(64), detail: z.string().min(1).max(1000) })
+  .meta({ id: 'HostWarning', description: 'something about the host the loader could not read or had to assume' });
+
+const GroupType = z.string().min(1).max(32).nullable();
+
+export const DeviceInput = z
+  .object({
+    id: DeviceId,
+    kind: DeviceKindSchema,
+    groupId: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .nullable()
+      .meta({ description: 'null: a PCI function with no IOMMU group (no IOMMU translates it): listed, never assignable' }),
+    // Parents are pci or vf devices, so PCI addresses (checked with the rest of the document in core/topology.ts).
+    parentId: DeviceId.nullable().default(null).meta({ description: 'the PF of a VF, the parent device of an mdev or vdpa', pattern: PCI_ADDRESS.source }),
+    driver: DriverName.default('none'),
+    label: Label.nullable().default(null),
+    pasidCapable: z.boolean().default(false),
+    resetGroup: z.string().min(1).max(64).nullable().default(null),
+    vendor: HexId,
+    device: HexId,
+    class: z.string().regex(/^0x[0-9a-fA-F]{1,6}$/).nullable().optional(),
+    description: z.string().max(200).nullable().optional(),
+    reservedRegions: z.array(RegionInput).default([]),
+  })
+  // pci and vf ids are PCI addresses; virtual devices (mdev, vdpa) are named freely. core/topology.ts
+  // checks it together with the document's other rules, so a refusal lists every problem at once;
+  // the schema only states it.
+  .meta({
+    oneOf: [
+      { properties: { kind: { enum: ['pci', 'vf'] }, id: { pattern: PCI_ADDRESS.source } } },
+      { properties: { kind: { enum: ['mdev', 'vdpa'] } } },
+    ],
+  });
 
 export const GroupInput = z.object({
   id: z.number().int().min(0).max(2 ** 31 - 1),
   kind: GroupKindSchema,
+  type: GroupType.optional().meta({ description: "the kernel's default domain type (DMA, DMA-FQ, identity, blocked, unmanaged), when read from a host" }),
+  warnings: z.array(IsolationWarningSchema).optional(),
   devices: z.array(DeviceId).optional().meta({ description: 'optional; when given it must agree with each device\'s groupId' }),
 });
 
@@ -56,6 +91,7 @@ export const TopologyInput = z
     iommu: IommuInput.optional().meta({ description: "absent: the current iommu capabilities stay (on a new database: the demo's)" }),
     groups: z.array(GroupInput),
     devices: z.array(DeviceInput),
+    warnings: z.array(HostWarningSchema).optional().meta({ description: 'findings about the host as a whole (a replace import without them clears them)' }),
   })
   .meta({ id: 'TopologyDocument' });
 
@@ -94,10 +130,10 @@ export function fromDocument(doc: TopologyDocument, currentIommu?: Iommu): { top
   if (!iommu) throw new Error('a topology document without iommu needs a current iommu');
   const groupMembers = new Map<number, string[]>();
   for (const g of doc.groups) if (g.devices) groupMembers.set(g.id, g.devices);
-  return {
-    topology: { iommu, groups: doc.groups.map((g) => ({ id: g.id, kind: g.kind })), devices: doc.devices.map(toDevice) },
-    groupMembers,
-  };
+  const groups: GroupRecord[] = doc.groups.map((g) => ({ id: g.id, kind: g.kind, type: g.type ?? null, warnings: g.warnings ?? [] }));
+  const topology: Topology = { iommu, groups, devices: doc.devices.map(toDevice) };
+  if (doc.warnings) topology.hostWarnings = doc.warnings;
+  return { topology, groupMembers };
 }
 
 // ---- responses -------------------------------------------------------------------------------
@@ -119,7 +155,7 @@ export const DeviceOutput = z
   .object({
     id: z.string(),
     kind: DeviceKindSchema,
-    groupId: z.number().int(),
+    groupId: z.number().int().nullable().meta({ description: 'null: no IOMMU group, never assignable' }),
     parentId: z.string().nullable(),
     driver: z.string(),
     label: z.string().nullable(),
@@ -130,14 +166,18 @@ export const DeviceOutput = z
     class: z.string().nullable(),
     description: z.string().nullable(),
     reservedRegions: z.array(RegionOutput),
+    warnings: z.array(IsolationWarningSchema).meta({ description: "its group's isolation warnings (the whole group goes with it), or no-iommu" }),
   })
   .meta({ id: 'Device' });
 
 export const TopologyOutput = z
   .object({
     iommu: IommuOutput,
-    groups: z.array(z.object({ id: z.number().int(), kind: GroupKindSchema, devices: z.array(z.string()) })),
+    groups: z.array(
+      z.object({ id: z.number().int(), kind: GroupKindSchema, type: GroupType, warnings: z.array(IsolationWarningSchema), devices: z.array(z.string()) }),
+    ),
     devices: z.array(DeviceOutput),
+    warnings: z.array(HostWarningSchema),
   })
   .meta({ id: 'Topology' });
 
@@ -155,14 +195,27 @@ export function iommuOut(i: Iommu): z.output<typeof IommuOutput> {
   };
 }
 
-export function deviceOut(d: Device): z.output<typeof DeviceOutput> {
-  return { ...d, reservedRegions: d.reservedRegions.map(regionOut) };
+/** A device on the wire, with the warnings of its group (see deviceWarnings). */
+export function deviceOut(d: Device, group: GroupRecord | undefined): z.output<typeof DeviceOutput> {
+  return { ...d, reservedRegions: d.reservedRegions.map(regionOut), warnings: deviceWarnings(d, group) };
 }
 
 export function topologyOut(t: Topology): z.output<typeof TopologyOutput> {
+  const groups = new Map(t.groups.map((g) => [g.id, g]));
   return {
     iommu: iommuOut(t.iommu),
-    groups: t.groups.map((g) => ({ ...g, devices: t.devices.filter((d) => d.groupId === g.id).map((d) => d.id) })),
-    devices: t.devices.map(deviceOut),
+    groups: t.groups.map((g) => ({
+      id: g.id,
+      kind: g.kind,
+      type: g.type ?? null,
+      warnings: g.warnings ?? [],
+      devices: t.devices.filter((d) => d.groupId === g.id).map((d) => d.id),
+    })),
+    devices: t.devices.map((d) => deviceOut(d, d.groupId === null ? undefined : groups.get(d.groupId))),
+    warnings: hostWarningsOut(t.hostWarnings),
   };
+}
+
+export function hostWarningsOut(w: readonly HostWarning[] | undefined): HostWarning[] {
+  return (w ?? []).map((x) => ({ code: x.code, detail: x.detail }));
 }

@@ -1,4 +1,4 @@
-import type { Device, GroupRecord, Iommu } from '../core/model.js';
+import type { Device, GroupRecord, HostWarning, Iommu, IsolationWarning } from '../core/model.js';
 import type { InventoryPort } from '../core/ports.js';
 import type { Db } from './database.js';
 import { decodeIommu, decodeRegions, encodeIommu, encodeRegions } from './values.js';
@@ -7,7 +7,7 @@ import { decodeIommu, decodeRegions, encodeIommu, encodeRegions } from './values
 interface DeviceRow {
   id: string;
   kind: Device['kind'];
-  group_id: number;
+  group_id: number | null;
   parent_id: string | null;
   driver: string;
   label: string | null;
@@ -60,24 +60,40 @@ export const deviceCodec = {
   },
 };
 
-/** Codec of the `groups` table (its columns are the record's). */
+/** Codec of the `groups` table: the kernel's domain type and the isolation warnings as JSON. */
+interface GroupRow {
+  id: number;
+  kind: GroupRecord['kind'];
+  type: string | null;
+  warnings: string;
+}
+
 export const groupCodec = {
-  toRow: (g: GroupRecord) => ({ id: g.id, kind: g.kind }),
-  fromRow: (r: { id: number; kind: GroupRecord['kind'] }): GroupRecord => ({ id: r.id, kind: r.kind }),
+  toRow: (g: GroupRecord): GroupRow => ({ id: g.id, kind: g.kind, type: g.type ?? null, warnings: JSON.stringify(g.warnings ?? []) }),
+  fromRow: (r: GroupRow): GroupRecord => ({ id: r.id, kind: r.kind, type: r.type, warnings: JSON.parse(r.warnings) as IsolationWarning[] }),
+};
+
+/** Findings about the host as a whole: one JSON row of the `settings` table (absent: none). */
+export const hostWarningsCodec = {
+  toRow: (w: readonly HostWarning[]): string => JSON.stringify(w.map((x) => ({ code: x.code, detail: x.detail }))),
+  fromRow: (text: string | undefined): HostWarning[] => (text === undefined ? [] : (JSON.parse(text) as HostWarning[])),
 };
 
 /** The iommu's capabilities: one JSON row of the `settings` table. */
 export const iommuCodec = { toRow: encodeIommu, fromRow: decodeIommu };
 
-/** {@link InventoryPort} on the `settings` (iommu), `groups` and `devices` tables. */
+/** {@link InventoryPort} on the `settings` (iommu, host warnings), `groups` and `devices` tables. */
 export function inventoryStore(db: Db): InventoryPort {
   const p = (sql: string) => db.prepare(sql);
   const s = {
     getSetting: p("SELECT value FROM settings WHERE key = 'iommu'").pluck(),
     putSetting: p("INSERT INTO settings (key, value) VALUES ('iommu', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-    listGroups: p('SELECT id, kind FROM groups ORDER BY id'),
-    getGroup: p('SELECT id, kind FROM groups WHERE id = ?'),
-    insertGroup: p('INSERT INTO groups (id, kind) VALUES (@id, @kind)'),
+    getHostWarnings: p("SELECT value FROM settings WHERE key = 'host-warnings'").pluck(),
+    putHostWarnings: p("INSERT INTO settings (key, value) VALUES ('host-warnings', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+    listGroups: p('SELECT id, kind, type, warnings FROM groups ORDER BY id'),
+    getGroup: p('SELECT id, kind, type, warnings FROM groups WHERE id = ?'),
+    insertGroup: p('INSERT INTO groups (id, kind, type, warnings) VALUES (@id, @kind, @type, @warnings)'),
+    updateGroup: p('UPDATE groups SET kind = @kind, type = @type, warnings = @warnings WHERE id = @id'),
     deleteGroup: p('DELETE FROM groups WHERE id = ?'),
     listDevices: p(`SELECT ${DEVICE_COLUMNS} FROM devices ORDER BY id`),
     getDevice: p(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE id = ?`),
@@ -85,6 +101,9 @@ export function inventoryStore(db: Db): InventoryPort {
     childrenOf: p(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE parent_id = ? ORDER BY id`),
     insertDevice: p(`INSERT INTO devices (${DEVICE_COLUMNS}) VALUES (@id, @kind, @group_id, @parent_id, @driver, @label,
       @pasid_capable, @reset_group, @vendor, @device, @class, @description, @reserved_regions)`),
+    updateDevice: p(`UPDATE devices SET kind = @kind, group_id = @group_id, parent_id = @parent_id, driver = @driver, label = @label,
+      pasid_capable = @pasid_capable, reset_group = @reset_group, vendor = @vendor, device = @device, class = @class,
+      description = @description, reserved_regions = @reserved_regions WHERE id = @id`),
     deleteDevice: p('DELETE FROM devices WHERE id = ?'),
     setDriver: p('UPDATE devices SET driver = ? WHERE id = ?'),
   };
@@ -97,12 +116,15 @@ export function inventoryStore(db: Db): InventoryPort {
       return iommuCodec.fromRow(text);
     },
     setIommu: (iommu) => void s.putSetting.run(iommuCodec.toRow(iommu)),
-    listGroups: () => (s.listGroups.all() as { id: number; kind: GroupRecord['kind'] }[]).map(groupCodec.fromRow),
+    getHostWarnings: () => hostWarningsCodec.fromRow(s.getHostWarnings.get() as string | undefined),
+    setHostWarnings: (w) => void s.putHostWarnings.run(hostWarningsCodec.toRow(w)),
+    listGroups: () => (s.listGroups.all() as GroupRow[]).map(groupCodec.fromRow),
     getGroup(id) {
-      const row = s.getGroup.get(id) as { id: number; kind: GroupRecord['kind'] } | undefined;
+      const row = s.getGroup.get(id) as GroupRow | undefined;
       return row && groupCodec.fromRow(row);
     },
     insertGroup: (g) => void s.insertGroup.run(groupCodec.toRow(g)),
+    updateGroup: (g) => void s.updateGroup.run(groupCodec.toRow(g)),
     deleteGroup: (id) => void s.deleteGroup.run(id),
     listDevices: () => devices(s.listDevices.all()),
     getDevice(id) {
@@ -112,6 +134,7 @@ export function inventoryStore(db: Db): InventoryPort {
     devicesInGroup: (groupId) => devices(s.devicesInGroup.all(groupId)),
     childrenOf: (deviceId) => devices(s.childrenOf.all(deviceId)),
     insertDevice: (d) => void s.insertDevice.run(deviceCodec.toRow(d)),
+    updateDevice: (d) => void s.updateDevice.run(deviceCodec.toRow(d)),
     deleteDevice: (id) => void s.deleteDevice.run(id),
     setDriver: (id, driver) => void s.setDriver.run(driver, id),
     // Children before parents, devices before groups: the foreign keys hold at every step.

@@ -52,12 +52,23 @@ export function applyMigrations(db: Db, migrations: Migration[] = readMigrations
     throw new Error(`database schema version ${newest} is newer than this ioasd (knows ${migrations.length}); upgrade ioasd`);
   }
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-  for (const m of migrations) {
-    if (applied.has(m.version)) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      record.run(m.version, m.name, new Date().toISOString());
-    })();
+  // A migration may rebuild a table (SQLite's documented create-copy-drop-rename): that needs foreign
+  // keys off, and PRAGMA foreign_key_check inside the transaction instead (the pragma is a no-op
+  // within one, hence outside).
+  const foreignKeys = db.pragma('foreign_keys', { simple: true }) === 1;
+  if (foreignKeys) db.pragma('foreign_keys = OFF');
+  try {
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      db.transaction(() => {
+        db.exec(m.sql);
+        const broken = db.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) throw new Error(`migration ${m.version}_${m.name} leaves ${broken.length} broken foreign key(s)`);
+        record.run(m.version, m.name, new Date().toISOString());
+      })();
+    }
+  } finally {
+    if (foreignKeys) db.pragma('foreign_keys = ON');
   }
   return (db.prepare('SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all() as AppliedMigration[]);
 }

@@ -1,4 +1,4 @@
-import type { ContextRecord, Device, GroupRecord, Iommu, PolicyName, Principal, Range } from '../../src/core/model.js';
+import type { ContextRecord, Device, GroupRecord, HostWarning, Iommu, PolicyName, Principal, Range } from '../../src/core/model.js';
 import type { AuditRecord, IdempotencyRecord, Store, StoredEvent, StoredHwpt, StoredIoas, StoredPrincipal } from '../../src/core/ports.js';
 
 type MappingRow = [iova: bigint, length: bigint, userAddress: bigint, read: boolean, write: boolean, pagesId: number, pagesBytes: bigint, pagesWritable: boolean];
@@ -7,6 +7,7 @@ interface Tables {
   iommu: Iommu | undefined;
   policy: PolicyName | undefined;
   groups: Map<number, GroupRecord>;
+  hostWarnings: HostWarning[];
   devices: Map<string, Device>;
   principals: Map<string, StoredPrincipal>;
   audit: AuditRecord[];
@@ -27,6 +28,7 @@ const empty = (): Tables => ({
   iommu: undefined,
   policy: undefined,
   groups: new Map(),
+  hostWarnings: [],
   devices: new Map(),
   principals: new Map(),
   audit: [],
@@ -59,6 +61,8 @@ export function memoryStore(): Store & { tables(): Tables } {
     const { tokenHash: _hash, ...rest } = p;
     return plain(rest);
   };
+  // As the groups table stores them: a domain type (null when not read from a host) and warnings.
+  const group = (g: GroupRecord): GroupRecord => ({ ...plain(g), type: g.type ?? null, warnings: plain(g.warnings ?? []) });
   return {
     tables: () => t,
     transaction<T>(fn: () => T): T {
@@ -81,8 +85,13 @@ export function memoryStore(): Store & { tables(): Tables } {
     getGroup: (id) => plain(t.groups.get(id)),
     insertGroup(g) {
       if (t.groups.has(g.id)) throw new Error(`group ${g.id} exists`);
-      t.groups.set(g.id, plain(g));
+      t.groups.set(g.id, group(g));
     },
+    updateGroup(g) {
+      if (t.groups.has(g.id)) t.groups.set(g.id, group(g));
+    },
+    getHostWarnings: () => plain(t.hostWarnings),
+    setHostWarnings: (w) => void (t.hostWarnings = plain([...w])),
     deleteGroup: (id) => void t.groups.delete(id),
     listDevices: () => sortedBy(t.devices.values(), (d) => d.id).map(plain),
     getDevice: (id) => plain(t.devices.get(id)),
@@ -91,6 +100,9 @@ export function memoryStore(): Store & { tables(): Tables } {
     insertDevice(d) {
       if (t.devices.has(d.id)) throw new Error(`device ${d.id} exists`);
       t.devices.set(d.id, plain(d));
+    },
+    updateDevice(d) {
+      if (t.devices.has(d.id)) t.devices.set(d.id, plain(d));
     },
     deleteDevice: (id) => void t.devices.delete(id),
     setDriver(id, driver) {

@@ -226,12 +226,13 @@ async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
   expect(done).toBe(ops.length);
 }
 
+// 160 random scenarios with restarts: minutes, not seconds, on a loaded 2-core machine (a budget, not a speed claim).
 describe('ownership invariants under random operations', () => {
   it('device-first start', async () => {
     await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 10, maxLength: 80 }), (ops) => scenario('device-first', ops)), { numRuns: Number(process.env.OWN_RUNS ?? 80) });
-  });
+  }, 120_000);
 
   it('group-first start', async () => {
     await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 10, maxLength: 80 }), (ops) => scenario('group-first', ops)), { numRuns: Number(process.env.OWN_RUNS ?? 80) });
-  });
+  }, 120_000);
 });

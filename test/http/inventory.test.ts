@@ -60,6 +60,7 @@ describe('devices', () => {
     expect(dsa).toEqual({
       id: '0000:06:00.0', kind: 'pci', groupId: 11, parentId: null, driver: 'vfio-pci', label: 'shared', pasidCapable: true,
       resetGroup: null, vendor: '0x8086', device: '0x0b25', class: '0x088000', description: 'data streaming accelerator (PASID)', reservedRegions: [],
+      warnings: [],
     });
     expectProblem(await t.admin({ url: '/v1/devices/0000:99:00.0' }), 404, 'ENOENT');
   });

@@ -35,8 +35,8 @@ describe('/v1/topology', () => {
     const res = await t.admin({ method: 'PUT', url: '/v1/topology', payload: small });
     expect(res.statusCode).toBe(200);
     expect(res.json().groups).toEqual([
-      { id: 1, kind: 'iommu', devices: ['0000:01:00.0'] },
-      { id: 2, kind: 'iommu', devices: ['0000:02:00.0'] },
+      { id: 1, kind: 'iommu', type: null, warnings: [], devices: ['0000:01:00.0'] },
+      { id: 2, kind: 'iommu', type: null, warnings: [], devices: ['0000:02:00.0'] },
     ]);
     expect((await t.admin({ url: '/v1/system' })).json().iommu.aperture.last).toBe('0xffffffff');
     expectProblem(await t.admin({ url: '/v1/devices/0000:06:00.0' }), 404, 'ENOENT');

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -147,10 +148,9 @@ describe('GET /v1/events', () => {
 describe('a slow reader', () => {
   it('is paced by its socket: the server stops reading the log for it until it drains, then it gets everything in order', async () => {
     const { app, url, call } = await server();
-    const { request } = await import('node:http');
     // A raw client that reads nothing at first.
     let received = '';
-    let res: import('node:http').IncomingMessage | null = null;
+    let res: IncomingMessage | null = null;
     await new Promise<void>((resolve) => {
       const req = request(`${url}/v1/events`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${ADMIN_TOKEN}` } }, (r) => {
         res = r;
@@ -159,7 +159,7 @@ describe('a slow reader', () => {
       });
       req.end();
     });
-    cleanup.push(() => res?.destroy());
+    cleanup.push(() => void res?.destroy());
     const ctx = (await call(ADMIN_TOKEN, 'POST', '/v1/contexts', {})).json.id as string;
     const ioas = (await call(ADMIN_TOKEN, 'POST', '/v1/ioas', { contextId: ctx })).json.id as number;
     const n = 30_000;

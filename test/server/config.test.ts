@@ -4,10 +4,12 @@ import { ConfigError, readConfig, type Config } from '../../src/config.js';
 describe('configuration', () => {
   it('has defaults for an embedded start', () => {
     expect(readConfig([], {})).toEqual({
-      host: '127.0.0.1', port: 8080, db: './data/ioasd.db', policy: undefined, topology: undefined, sysfs: undefined, logLevel: 'info', adminToken: undefined,
-      ioasidRange: { min: 1, max: 2 ** 31 - 1 },
+      host: '127.0.0.1', port: 8080, db: './data/ioasd.db', policy: undefined, topology: undefined, sysfs: undefined, proc: '/proc', logLevel: 'info', adminToken: undefined,
+      ioasidRange: { min: 1, max: 2 ** 31 - 1 }, rateLimit: { max: 6000, windowMs: 60_000 },
     });
     expect((readConfig(['--ioasid-range', '100-200'], {}) as Config).ioasidRange).toEqual({ min: 100, max: 200 });
+    expect(readConfig(['--sysfs', '/host/sys'], { IOASD_PROC: '/host/proc' })).toMatchObject({ sysfs: '/host/sys', proc: '/host/proc' });
+    expect(readConfig(['--proc', '/p'], { IOASD_PROC: '/q' })).toMatchObject({ proc: '/p' });
   });
 
   it('reads IOASD_* variables, and flags win over them', () => {

@@ -79,7 +79,7 @@ describe('readSysfsTopology', () => {
 
     const doc = readSysfsTopology(root);
 
-    expect(doc.groups).toEqual([{ id: 1, kind: 'iommu' }]);
+    expect(doc.groups).toEqual([{ id: 1, kind: 'iommu', type: null, warnings: [] }]);
     expect(doc.devices.map((d) => [d.id, d.kind, d.groupId, d.driver, d.parentId])).toEqual([
       ['0000:01:00.0', 'pci', 1, 'vfio-pci', null],
       ['0000:01:00.1', 'pci', 1, 'snd_hda_intel', null],
@@ -99,15 +99,18 @@ describe('readSysfsTopology', () => {
     expect(doc.devices.find((d) => d.id === '0000:02:01.0')).toMatchObject({ kind: 'vf', parentId: '0000:02:00.0', groupId: 3 });
   });
 
-  it('gives a device without a driver link driver none, and skips a device without a group', () => {
+  it('gives a device without a driver link driver none, and lists a device without a group with groupId null', () => {
     const root = tree();
     pci(root, '0000:03:00.0', { group: 7 });
-    pci(root, '0000:09:00.0', { driver: 'nvme' }); // no IOMMU: cannot be isolated
+    pci(root, '0000:09:00.0', { driver: 'nvme' }); // no IOMMU group: listed, never assignable
 
     const doc = readSysfsTopology(root);
 
-    expect(doc.devices.map((d) => [d.id, d.driver])).toEqual([['0000:03:00.0', 'none']]);
-    expect(doc.groups).toEqual([{ id: 7, kind: 'iommu' }]);
+    expect(doc.devices.map((d) => [d.id, d.driver, d.groupId])).toEqual([
+      ['0000:03:00.0', 'none', 7],
+      ['0000:09:00.0', 'nvme', null],
+    ]);
+    expect(doc.groups).toEqual([{ id: 7, kind: 'iommu', type: null, warnings: [] }]);
   });
 
   it('finds an mdev parent through the bus/mdev link, and lets mdevs share a virtual group', () => {
@@ -119,8 +122,8 @@ describe('readSysfsTopology', () => {
     const doc = readSysfsTopology(root);
 
     expect(doc.groups).toEqual([
-      { id: 10, kind: 'iommu' },
-      { id: 100, kind: 'virtual' },
+      { id: 10, kind: 'iommu', type: null, warnings: [] },
+      { id: 100, kind: 'virtual', type: null, warnings: [] },
     ]);
     for (const id of [UUID1, UUID2]) {
       expect(doc.devices.find((d) => d.id === id)).toMatchObject({
@@ -151,15 +154,19 @@ describe('readSysfsTopology', () => {
     expect(doc.devices.find((d) => d.id === '0000:01:00.0')?.reservedRegions).toEqual([]);
   });
 
-  it("keeps the demo's iommu capabilities and msi window when the tree names no msi region", () => {
+  it('falls back to a 4 KiB page and a 48-bit aperture, with a warning, when no IOMMU registers are readable; regions only from the tree', () => {
     const root = tree();
     pci(root, '0000:01:00.0', { group: 1 });
 
-    const iommu = readSysfsTopology(root).iommu;
+    const doc = readSysfsTopology(root, { proc: root }); // no cmdline there either
+    const iommu = doc.iommu;
 
-    expect(iommu?.reservedRegions).toEqual([{ start: 0xfee00000n, last: 0xfeefffffn, type: 'msi' }]);
-    expect(iommu?.pageSizes).toEqual([0x1000n, 0x200000n, 0x40000000n]);
-    expect(iommu?.pasidBits).toBe(20);
+    expect(iommu?.reservedRegions).toEqual([]);
+    expect(iommu?.pageSizes).toEqual([0x1000n]);
+    expect(iommu?.aperture).toEqual({ start: 0n, last: (1n << 48n) - 1n });
+    expect(iommu?.pasidBits).toBe(0);
+    expect(iommu?.features).toEqual({ nesting: false, pasid: false, dirtyTracking: false });
+    expect(doc.warnings?.map((w) => w.code)).toEqual(['cmdline-unreadable', 'config-space-partial', 'iommu-capabilities-unknown']);
   });
 
   it('falls back to kernel/iommu_groups membership when a device has no iommu_group link', () => {
@@ -187,7 +194,8 @@ describe('readSysfsTopology', () => {
     const { topology, groupMembers } = fromDocument(readSysfsTopology(root));
 
     expect(topologyProblems(topology, groupMembers)).toEqual([]);
-    expect(topology.devices).toHaveLength(8);
+    expect(topology.devices).toHaveLength(9);
+    expect(topology.devices.find((d) => d.id === '0000:09:00.0')?.groupId).toBeNull();
     expect(topology.groups.map((g) => g.id)).toEqual([1, 2, 3, 7, 10, 100]);
   });
 

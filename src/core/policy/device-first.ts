@@ -3,6 +3,7 @@ import { isVirtualKind } from '../devices.js';
 import { fail } from '../errors.js';
 import type { IovaSpace } from '../iova-space.js';
 import type { Attachment, Binding, Device, Hwpt } from '../model.js';
+import { assignableGroup } from '../isolation.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
 import type { UndoLog } from '../tx.js';
 import { accessDomain, dropDomain, putDomain } from './domains.js';
@@ -52,13 +53,14 @@ export class DeviceFirst implements OwnershipPolicy {
   bind(caller: Caller, deviceId: string, contextId: string): Binding {
     const { inventory, objects, state, tx } = this.deps;
     const device = this.device(deviceId);
+    const groupId = assignableGroup(device);
     const ctx = objects.get(caller, 'context', contextId);
     if (objects.find('binding', deviceId)) fail('EINVAL', `device ${deviceId} is already bound`);
-    const members = inventory.devicesInGroup(device.groupId);
-    assertClearance(this.deps.clearancesOf(ctx.principalId), device.groupId, members);
-    state.assertNoOtherHolder(device.groupId, contextId, caller, 'EPERM');
+    const members = inventory.devicesInGroup(groupId);
+    assertClearance(this.deps.clearancesOf(ctx.principalId), groupId, members);
+    state.assertNoOtherHolder(groupId, contextId, caller, 'EPERM');
     // Virtual devices claim nothing beyond their virtual group: their DMA goes through the parent.
-    assertNoKernelDma(device.groupId, members, 'EPERM');
+    assertNoKernelDma(groupId, members, 'EPERM');
     for (const d of members) state.assertParentUnowned(d, caller, 'EPERM');
     state.assertParentKeepsKernelDriver(device, caller, 'EPERM');
     return tx.run(
@@ -67,7 +69,7 @@ export class DeviceFirst implements OwnershipPolicy {
           type: 'binding',
           id: deviceId,
           deviceId,
-          groupId: device.groupId,
+          groupId,
           contextId,
           principalId: ctx.principalId,
           users: new Set(),
@@ -239,7 +241,7 @@ export class DeviceFirst implements OwnershipPolicy {
     for (const r of bindings.listBindings()) {
       const ctx = objects.find('context', r.contextId);
       const device = inventory.getDevice(r.deviceId);
-      if (!ctx || !device) continue;
+      if (!ctx || !device || device.groupId === null) continue;
       const binding: Binding = {
         type: 'binding',
         id: r.deviceId,

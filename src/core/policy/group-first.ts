@@ -1,6 +1,7 @@
 import { visibleTo, type Caller } from '../caller.js';
 import { fail } from '../errors.js';
 import type { Device, DeviceOpen, Domain, GroupHold, GroupRecord } from '../model.js';
+import { assignableGroup } from '../isolation.js';
 import { assertClearance, assertNoKernelDma } from '../ownership.js';
 import type { UndoLog } from '../tx.js';
 import { accessDomain, dropDomain, iommuDomain, putDomain } from './domains.js';
@@ -111,6 +112,7 @@ export class GroupFirst implements OwnershipPolicy {
     const hold = this.held(caller, groupId);
     if (hold.ioasId === null) fail('EINVAL', `group ${groupId} is not in a container: set one before opening devices`);
     const device = inventory.getDevice(deviceId);
+    if (device) assignableGroup(device);
     if (!device || device.groupId !== groupId) fail('ENODEV', `device ${deviceId} is not in group ${groupId}`);
     return tx.run(
       (undo) => {

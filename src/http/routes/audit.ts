@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { adminOnly } from '../auth.js';
-import { op } from '../schemas/common.js';
+import { decimal, op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
 
 const AuditEntry = z
@@ -16,7 +16,7 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
       preHandler: adminOnly,
       schema: {
         ...op('audit', 'listAudit', 'Audit trail, oldest first; page with ?after=<seq> (admin)'),
-        querystring: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        querystring: z.object({ after: decimal(0, Number.MAX_SAFE_INTEGER).default(0), limit: decimal(1, 1000).default(100) }),
         response: { 200: z.array(AuditEntry), ...problemResponses(400, 401, 403) },
       },
     },

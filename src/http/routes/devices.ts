@@ -14,7 +14,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
   const { inventory, engine } = app.ioasd;
   const tag = 'devices';
   const df = '(device-first)';
-  const out = views(app.ioasd).binding;
+  const { binding: out, device } = views(app.ioasd);
 
   app.get(
     '/devices',
@@ -25,7 +25,10 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(DeviceOutput), ...problemResponses(400, 401) },
       },
     },
-    async (request) => inventory.listDevices(request.query).map(deviceOut),
+    async (request) => {
+      const groups = inventory.groupRecords();
+      return inventory.listDevices(request.query).map((d) => deviceOut(d, d.groupId === null ? undefined : groups.get(d.groupId)));
+    },
   );
 
   app.post(
@@ -39,7 +42,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: DeviceOutput, ...problemResponses(400, 401, 403, 409) },
       },
     },
-    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: deviceOut(inventory.addDevice(toDevice(request.body), actor(request))) })),
+    async (request, reply) => mutate(request, reply, () => ({ status: 201, body: device(inventory.addDevice(toDevice(request.body), actor(request))) })),
   );
 
   app.get(
@@ -47,7 +50,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: { ...op(tag, 'getDevice', 'One device'), params: StringIdParams, response: { 200: DeviceOutput, ...problemResponses(401, 404) } },
     },
-    async (request) => deviceOut(inventory.getDevice(request.params.id)),
+    async (request) => device(inventory.getDevice(request.params.id)),
   );
 
   app.delete(
@@ -82,7 +85,7 @@ export const deviceRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.union([DeviceOutput, DryRunReply]), ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: deviceOut(inventory.setDriver(request.params.id, request.body.driver, actor(request))) })),
+    async (request, reply) => mutate(request, reply, () => ({ status: 200, body: device(inventory.setDriver(request.params.id, request.body.driver, actor(request))) })),
   );
 
   app.post(

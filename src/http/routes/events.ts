@@ -36,6 +36,14 @@ export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
   const { store } = app.ioasd;
   const hub = app.eventHub;
 
+  // HEAD answers the headers a GET would and ends: the GET's stream never ends, and a HEAD, which
+  // sends no body, would otherwise hold its connection (and a subscriber) open without a byte.
+  app.head(
+    '/events',
+    { schema: { querystring: EventsQuery } },
+    async (_request, reply) => reply.code(200).header('content-type', 'text/event-stream').header('cache-control', 'no-cache').send(),
+  );
+
   app.get(
     '/events',
     {

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { fail } from '../../core/errors.js';
 import { caller } from '../auth.js';
 import { op } from '../schemas/common.js';
 import { HwptBody, HwptIdParams, HwptOutput } from '../schemas/ownership.js';
@@ -31,11 +30,12 @@ export const hwptRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      const { ptId, ioasId, parentId, ...rest } = request.body;
-      const given = [ptId, ioasId, parentId].filter((x) => x !== undefined);
-      if (given.length !== 1) fail('EINVAL', 'give exactly one of ptId, ioasId or parentId', { problems: [{ path: 'body.ptId', message: 'exactly one of ptId, ioasId, parentId' }] });
+      // The schema admits exactly one of ptId and its aliases.
+      const b = request.body;
+      const ptId = 'ptId' in b ? b.ptId : 'ioasId' in b ? b.ioasId : b.parentId;
+      const { deviceId, nestParent, pasid, dirtyTracking, data } = b;
       engine.deviceFirst();
-      return mutate(request, reply, () => ({ status: 201, body: out(engine.hwpts.alloc(caller(request), { ...rest, ptId: given[0]! })) }));
+      return mutate(request, reply, () => ({ status: 201, body: out(engine.hwpts.alloc(caller(request), { deviceId, ptId, nestParent, pasid, dirtyTracking, data })) }));
     },
   );
 

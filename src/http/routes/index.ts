@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { requireAuthentication } from '../auth.js';
+import { registerRateLimit, type RateLimit } from '../plugins/rate-limit.js';
 import { auditRoutes } from './audit.js';
 import { contextRoutes } from './contexts.js';
 import { deviceRoutes } from './devices.js';
@@ -12,14 +13,20 @@ import { principalRoutes } from './principals.js';
 import { rootRoutes } from './root.js';
 import { systemRoutes } from './system.js';
 import { topologyRoutes } from './topology.js';
+import { uiRoutes } from './ui.js';
 
-/** Every route, in a fixed order: health outside /v1, then one plugin per resource behind bearer auth. */
-export async function routes(app: FastifyInstance): Promise<void> {
+/**
+ * Every route, in a fixed order: health and the topology page outside /v1, then one plugin per
+ * resource behind bearer auth and the per-principal rate limit (null: none).
+ */
+export async function routes(app: FastifyInstance, options: { rateLimit: RateLimit | null }): Promise<void> {
   await app.register(healthRoutes);
   await app.register(rootRoutes);
+  await app.register(uiRoutes);
   await app.register(
     async (v1) => {
       requireAuthentication(v1);
+      await registerRateLimit(v1, options.rateLimit);
       await v1.register(systemRoutes);
       await v1.register(principalRoutes);
       await v1.register(topologyRoutes);

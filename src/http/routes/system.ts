@@ -16,12 +16,13 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     '/system',
-    { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities and counts'), response: { 200: SystemOutput, ...problemResponses(401) } } },
+    { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities, counts and a summary of isolation warnings'), response: { 200: SystemOutput, ...problemResponses(401) } } },
     async () => ({
       version: VERSION,
       policy: engine.policy,
       iommu: iommuOut(store.getIommu()),
       counts: { ...inventory.counts(), principals: store.listPrincipals().length },
+      warnings: inventory.warningSummary(),
     }),
   );
 

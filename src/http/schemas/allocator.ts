@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RangeOutput } from '../../schemas/topology.js';
 import { HexU64, U64Input } from '../../schemas/u64.js';
+import { decimal, oneOf } from './common.js';
 
 export const ContextOutput = z
   .object({
@@ -23,7 +24,7 @@ export const CreateContextBody = z
 
 export const RenewContextBody = z.object({ leaseSeconds: LeaseSeconds.optional() }).strict().prefault({});
 
-export const IoasIdParams = z.object({ id: z.coerce.number().int().min(0).max(2 ** 32 - 1) });
+export const IoasIdParams = z.object({ id: decimal(0, 2 ** 32 - 1).meta({ description: 'ioas id (decimal)' }) });
 
 export const IoasOutput = z
   .object({
@@ -57,10 +58,13 @@ export const MapBody = z
 export const MapBatchBody = z.object({ mappings: z.array(MapBody).min(1).max(4096) }).strict();
 export const MapBatchReply = z.object({ mappings: z.array(MappingOutput) });
 
-export const UnmapBody = z
-  .object({ iova: U64Input.optional(), length: U64Input.optional(), all: z.boolean().optional() })
-  .strict()
-  .meta({ id: 'UnmapRequest', description: '{iova, length} or {all: true}' });
+export const UnmapBody = oneOf(
+  [
+    z.object({ iova: U64Input, length: U64Input }).strict().meta({ title: 'range', description: 'every mapping within [iova, iova+length)' }),
+    z.object({ all: z.literal(true) }).strict().meta({ title: 'all', description: 'every mapping of the ioas' }),
+  ],
+  'give {iova, length} or {all: true}',
+).meta({ id: 'UnmapRequest', description: '{iova, length} or {all: true}' });
 
 export const UnmapReply = z.object({ unmappedBytes: HexU64 });
 
@@ -84,6 +88,6 @@ export const IovaRangesReply = z.object({ ranges: z.array(RangeOutput), alignmen
 
 export const MappingsQuery = z.object({
   cursor: U64Input.optional().meta({ description: 'nextCursor of the previous page' }),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  limit: decimal(1, 10_000).default(1000),
 });
 export const MappingsPage = z.object({ items: z.array(MappingOutput), nextCursor: HexU64.nullable() }).meta({ id: 'MappingsPage' });

@@ -1,13 +1,16 @@
 import { z } from 'zod';
-import { DeviceKindSchema, GroupKindSchema } from '../../schemas/topology.js';
+import { DeviceKindSchema, GroupKindSchema, IsolationWarningSchema, RegionOutput } from '../../schemas/topology.js';
 import { BlockerSchema } from './problem.js';
-import { QueryBool } from './common.js';
+import { decimal, QueryBool } from './common.js';
 
 export const GroupOutput = z
   .object({
     id: z.number().int(),
     kind: GroupKindSchema,
+    type: z.string().nullable().meta({ description: "the kernel's default domain type (DMA, DMA-FQ, identity, ...); null when not read from a host" }),
+    warnings: z.array(IsolationWarningSchema).meta({ description: 'why this group may isolate less than it seems (SPEC 11)' }),
     devices: z.array(z.string()),
+    reservedRegions: z.array(RegionOutput).meta({ description: 'the iommu-wide reserved regions plus those of its devices' }),
     viable: z.boolean().meta({ description: 'no device of the group is on a DMA-capable kernel driver' }),
     blockers: z.array(BlockerSchema),
     owner: z.string().nullable().meta({ description: 'owning context; "other" when it is another principal\'s' }),
@@ -16,7 +19,7 @@ export const GroupOutput = z
 
 export const DeviceQuery = z
   .object({
-    group: z.coerce.number().int().min(0),
+    group: decimal(0, 2 ** 31 - 1),
     driver: z.string().min(1),
     kind: DeviceKindSchema,
     free: QueryBool.meta({ description: 'true: only devices whose group has no owner' }),

@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { decimal, oneOf } from './common.js';
 
 export const ContextRef = z.object({ contextId: z.string().min(1).max(64) }).strict();
 export const ContainerBody = z.object({ ioasId: z.number().int().min(0).max(2 ** 32 - 1) }).strict();
-export const GroupDeviceParams = z.object({ id: z.coerce.number().int().min(0).max(2 ** 31 - 1), deviceId: z.string().min(1).max(128) });
+export const GroupDeviceParams = z.object({ id: decimal(0, 2 ** 31 - 1), deviceId: z.string().min(1).max(128) });
 
 export const GroupHoldOutput = z
   .object({
@@ -38,18 +39,24 @@ export const BindingOutput = z
   })
   .meta({ id: 'Binding' });
 
-export const HwptBody = z
-  .object({
-    deviceId: z.string().min(1).max(128),
-    ptId: z.number().int().min(0).max(2 ** 32 - 1).optional().meta({ description: 'an ioas (paging hwpt) or a nestParent paging hwpt (nested hwpt)' }),
-    ioasId: z.number().int().min(0).max(2 ** 32 - 1).optional().meta({ description: 'alias of ptId for a paging hwpt' }),
-    parentId: z.number().int().min(0).max(2 ** 32 - 1).optional().meta({ description: 'alias of ptId for a nested hwpt' }),
-    nestParent: z.boolean().optional(),
-    pasid: z.boolean().optional(),
-    dirtyTracking: z.boolean().optional(),
-    data: z.record(z.string(), z.unknown()).optional().meta({ description: 'nested only: the stage-1 table description' }),
-  })
-  .strict();
+const PtId = z.number().int().min(0).max(2 ** 32 - 1);
+const HwptFields = {
+  deviceId: z.string().min(1).max(128).meta({ description: 'a device bound to the context that will own the hwpt' }),
+  nestParent: z.boolean().optional().meta({ description: 'paging only: may parent nested hwpts' }),
+  pasid: z.boolean().optional().meta({ description: 'may be attached to PASIDs' }),
+  dirtyTracking: z.boolean().optional(),
+  data: z.record(z.string(), z.unknown()).optional().meta({ description: 'nested only: the stage-1 table description' }),
+};
+
+/** ptId, or one of its aliases: ioasId (a paging hwpt) or parentId (a nested hwpt). Exactly one. */
+export const HwptBody = oneOf(
+  [
+    z.object({ ...HwptFields, ptId: PtId.meta({ description: 'an ioas (paging hwpt) or a nestParent paging hwpt (nested hwpt)' }) }).strict().meta({ title: 'ptId' }),
+    z.object({ ...HwptFields, ioasId: PtId.meta({ description: 'alias of ptId for a paging hwpt' }) }).strict().meta({ title: 'ioasId' }),
+    z.object({ ...HwptFields, parentId: PtId.meta({ description: 'alias of ptId for a nested hwpt' }) }).strict().meta({ title: 'parentId' }),
+  ],
+  'give deviceId and exactly one of ptId, ioasId or parentId',
+);
 
 export const HwptOutput = z
   .object({
@@ -70,7 +77,7 @@ export const HwptOutput = z
   })
   .meta({ id: 'Hwpt' });
 
-export const HwptIdParams = z.object({ id: z.coerce.number().int().min(0).max(2 ** 32 - 1) });
+export const HwptIdParams = z.object({ id: decimal(0, 2 ** 32 - 1).meta({ description: 'hwpt id (decimal)' }) });
 
 export const PolicyBody = z.object({ policy: z.enum(['group-first', 'device-first']), dryRun: z.boolean().default(false) }).strict();
 export const PolicyReply = z.object({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { ERRNOS } from '../../core/errors.js';
+import { WIRE_ERRNOS, type WireErrno } from '../errno-status.js';
 
-export const ErrnoSchema = z.enum(Object.keys(ERRNOS) as [keyof typeof ERRNOS, ...(keyof typeof ERRNOS)[]]);
+export const ErrnoSchema = z.enum(Object.keys(WIRE_ERRNOS) as [WireErrno, ...WireErrno[]]);
 
 export const BlockerSchema = z
   .object({
@@ -17,7 +17,7 @@ export const ProblemSchema = z
   .object({
     type: z.string(),
     title: z.string(),
-    status: z.number().int(),
+    status: z.number().int().min(400).max(599),
     detail: z.string(),
     errno: ErrnoSchema,
     instance: z.string().optional(),
@@ -35,7 +35,13 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   403: 'EACCES: admin route, or no clearance for a label',
   404: 'ENOENT or ENODEV: no such object (or not yours)',
   409: 'EPERM, EBUSY, EEXIST, EADDRINUSE, ENOSPC or ENOMEM: refused by the current state',
+  405: 'EOPNOTSUPP: the path exists but not with this method (the Allow header lists those it has)',
+  408: 'ETIMEDOUT: the request did not arrive in time',
+  413: 'EINVAL: the body is larger than the limit',
+  414: 'EINVAL: the URL or a path parameter is too long',
+  415: 'EINVAL: the body is not JSON in UTF-8',
   422: 'EOPNOTSUPP: not supported under this policy or iommu',
+  429: 'EAGAIN: too many requests from this principal; retry after the Retry-After header\'s seconds',
 };
 
 interface ProblemResponse {

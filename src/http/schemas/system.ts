@@ -1,7 +1,19 @@
 import { z } from 'zod';
-import { IommuOutput } from '../../schemas/topology.js';
+import { ISOLATION_WARNING_CODES } from '../../core/model.js';
+import { HostWarningSchema, IommuOutput } from '../../schemas/topology.js';
 
 export const PolicySchema = z.enum(['group-first', 'device-first']);
+
+export const WarningSummaryOutput = z
+  .object({
+    groups: z.array(z.number().int()).meta({ description: 'groups with at least one isolation warning' }),
+    byCode: z.object(Object.fromEntries(ISOLATION_WARNING_CODES.map((c) => [c, z.number().int()]))).meta({
+      description: 'isolation warnings over every group by code; no-iommu counts the devices without a group',
+    }),
+    devicesWithoutGroup: z.array(z.string()).meta({ description: 'devices no IOMMU translates: listed, never assignable' }),
+    host: z.array(HostWarningSchema).meta({ description: 'what the loader could not read or had to assume about the host' }),
+  })
+  .meta({ id: 'WarningSummary' });
 
 export const SystemOutput = z
   .object({
@@ -9,6 +21,7 @@ export const SystemOutput = z
     policy: PolicySchema,
     iommu: IommuOutput,
     counts: z.object({ groups: z.number().int(), devices: z.number().int(), principals: z.number().int() }),
+    warnings: WarningSummaryOutput,
   })
   .meta({ id: 'System' });
 

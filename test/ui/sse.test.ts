@@ -1,0 +1,139 @@
+import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../src/app.js';
+import { followEvents, SseParser, StreamRefused } from '../../src/http/ui/sse.js';
+
+/** The page's event-stream client: the parser on any chunking, and the follower against a real server. */
+
+describe('SseParser', () => {
+  const event = fc.record({
+    id: fc.option(fc.stringMatching(/^[0-9a-z-]{1,8}$/), { nil: undefined }),
+    event: fc.option(fc.stringMatching(/^[a-z]{1,6}(\.[a-z-]{1,8})?$/), { nil: undefined }),
+    // Data lines hold no CR or LF of their own; several lines join with LF.
+    data: fc.array(fc.string({ unit: fc.constantFrom('a', 'b', ' ', ':', '{', '}', '"', 'é', '€') }), { minLength: 1, maxLength: 3 }),
+    comment: fc.boolean(),
+  });
+
+  it('reads the same events whatever the line endings and however the text is cut', () => {
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\r'), fc.array(fc.nat(), { maxLength: 8 }), (events, eol, cuts) => {
+        let text = '';
+        let lastId = '';
+        const expected = [];
+        for (const e of events) {
+          if (e.comment) text += `: keep-alive${eol}`;
+          if (e.id !== undefined) text += `id: ${e.id}${eol}`;
+          if (e.event !== undefined) text += `event:${e.event}${eol}`;
+          for (const line of e.data) text += `data: ${line}${eol}`;
+          text += eol;
+          if (e.id !== undefined) lastId = e.id;
+          expected.push({ id: lastId, event: e.event ?? 'message', data: e.data.join('\n') });
+        }
+        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+        const parser = new SseParser();
+        const got = [];
+        let from = 0;
+        for (const p of [...points, text.length]) {
+          got.push(...parser.feed(text.slice(from, p)));
+          from = p;
+        }
+        expect(got).toEqual(expected);
+      }),
+    );
+  });
+
+  it('follows the standard on the edge cases', () => {
+    const p = new SseParser();
+    // One leading space is dropped, a second is kept; a field without a colon has an empty value.
+    expect(p.feed('data:  two\ndata\n\n')).toEqual([{ id: '', event: 'message', data: ' two\n' }]);
+    // No data: nothing is dispatched, and the event type does not leak into the next event.
+    expect(p.feed('event: lonely\n\ndata: x\n\n')).toEqual([{ id: '', event: 'message', data: 'x' }]);
+    // An id with NUL is ignored; retry takes digits only; unknown fields are ignored.
+    expect(p.feed('id: 7\n\nid: a\u0000b\nretry: 2500\nretry: soon\nfoo: bar\ndata: y\n\n')).toEqual([{ id: '7', event: 'message', data: 'y' }]);
+    expect(p.retry).toBe(2500);
+    // A CR at the end of a chunk, then the LF of the same CRLF.
+    expect(p.feed('data: z\r')).toEqual([]);
+    expect(p.feed('')).toEqual([]);
+    expect(p.feed('\n\r')).toEqual([{ id: '7', event: 'message', data: 'z' }]);
+    expect(p.feed('\n')).toEqual([]);
+  });
+});
+
+describe('followEvents against the server', () => {
+  const ADMIN = 'sse-client-admin-token-0123456789';
+  let app: App | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  async function serve(): Promise<string> {
+    app = await buildApp({ db: ':memory:', adminToken: ADMIN, leaseCheckMs: 0 });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  }
+
+  async function until(check: () => boolean): Promise<void> {
+    await expect.poll(check, { timeout: 10_000, interval: 20 }).toBe(true);
+  }
+
+  it('resumes after a dropped connection with Last-Event-ID: every event once, in order', async () => {
+    const base = await serve();
+    const createContext = async (name: string) => {
+      const res = await fetch(`${base}/v1/contexts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+      expect(res.status).toBe(201);
+    };
+    const seen: { id: string; event: string; data: { seq: number; object: { kind: string }; state: { name: string } } }[] = [];
+    const opens: boolean[] = [];
+    const statuses: string[] = [];
+    const abort = new AbortController();
+    const done = followEvents({
+      url: `${base}/v1/events`,
+      token: ADMIN,
+      signal: abort.signal,
+      retryMs: 20,
+      onOpen: ({ resumed }) => void opens.push(resumed),
+      onStatus: (s) => void statuses.push(s),
+      onEvent: (e) => void seen.push(e as (typeof seen)[number]),
+    });
+    await until(() => opens.length === 1);
+    for (const n of ['a', 'b', 'c']) await createContext(n);
+    await until(() => seen.length === 3);
+
+    // The server drops the connection; changes made meanwhile are replayed on reconnection.
+    for (const s of app!.eventHub.subscribers) s.reply.raw.destroy();
+    await createContext('d');
+    await createContext('e');
+    await until(() => seen.length === 5);
+    await createContext('f');
+    await until(() => seen.length === 6);
+    abort.abort();
+    await done;
+
+    expect(opens).toEqual([false, true]);
+    expect(statuses).toContain('disconnected');
+    expect(statuses.at(-1)).toBe('closed');
+    expect(seen.map((e) => [e.event, e.data.state.name])).toEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ['context.created', n]));
+    const seqs = seen.map((e) => e.data.seq);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect(new Set(seqs).size).toBe(6);
+    expect(seen.map((e) => e.id)).toEqual(seqs.map(String));
+  });
+
+  it('stops with StreamRefused on a refused token, and resolves when aborted', async () => {
+    const base = await serve();
+    const refused = await followEvents({ url: `${base}/v1/events`, token: 'wrong-token-0123456789', onEvent: () => {} }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StreamRefused);
+    expect((refused as StreamRefused).status).toBe(401);
+    expect((refused as StreamRefused).body).toMatchObject({ errno: 'EACCES' });
+
+    const abort = new AbortController();
+    let opened: () => void = () => {};
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const done = followEvents({ url: `${base}/v1/events`, token: ADMIN, signal: abort.signal, onEvent: () => {}, onOpen: () => opened() });
+    await open;
+    abort.abort();
+    await expect(done).resolves.toBeUndefined();
+  });
+});
