@@ -21,7 +21,7 @@ export function policyRefused(err: unknown, wanted: PolicyName, current: string 
   const list = held.slice(0, SHOWN).join(', ') + (held.length > SHOWN ? ` and ${held.length - SHOWN} more` : '');
   const release = contexts.length > 0 ? `delete the context${contexts.length > 1 ? 's' : ''} holding them (ioasctl contexts delete ${contexts.slice(0, SHOWN).join(' / ')})` : 'release them';
   return new StartError(
-    `--policy ${wanted} refused: the ${current ?? 'current'} policy holds ${list}; ${release}, or start without --policy to keep ${current ?? 'the policy in force'}`,
+    `--policy ${wanted} refused (the policy cannot change while anything is held): the ${current ?? 'current'} policy holds ${list}; ${release}, or start without --policy to keep ${current ?? 'the policy in force'}`,
   );
 }
 

@@ -64,7 +64,9 @@ export function listTable(rows: unknown[], columns?: readonly string[]): string 
   if (!rows.every(isRecord)) return rows.map(cell).join('\n');
   const keys: string[] = [];
   for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
-  const cols = columns ? columns.filter((c) => keys.includes(c)) : keys;
+  // A column that is an empty list in every row (no warnings anywhere) says nothing.
+  const empty = (c: string) => rows.every((r) => Array.isArray(r[c]) && (r[c] as unknown[]).length === 0 && c !== 'blockers');
+  const cols = (columns ? columns.filter((c) => keys.includes(c)) : keys).filter((c) => !empty(c));
   return table(cols.map(header), rows.map((r) => cols.map((c) => cell(r[c]))));
 }
 

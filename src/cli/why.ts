@@ -24,7 +24,10 @@ export async function whyCommand(ctx: Context, deviceId: string, options: { cont
   const get = async <T>(path: string, query?: Record<string, string>): Promise<T> => (await client.request('GET', path, query ? { query } : {})).body as T;
 
   const me = await get<Whoami>('/v1/whoami');
-  const system = await get<{ policy: string; warnings?: WhyFacts['systemWarnings'] }>('/v1/system');
+  const system = await get<{ policy: string; warnings?: unknown }>('/v1/system');
+  // Host-level warnings: a list, or the summary's `host` list (servers reading a real host).
+  const sw = system.warnings as { host?: unknown } | unknown[] | undefined;
+  const systemWarnings = (Array.isArray(sw) ? sw : Array.isArray(sw?.host) ? sw.host : []) as NonNullable<WhyFacts['systemWarnings']>;
   const device = await get<DeviceFacts>(`/v1/devices/${pathSegment(deviceId)}`);
   const group = device.groupId === null ? null : await get<GroupFacts>(`/v1/groups/${device.groupId}`);
   const members = device.groupId === null ? [device] : await get<DeviceFacts[]>('/v1/devices', { group: String(device.groupId) });
@@ -75,7 +78,7 @@ export async function whyCommand(ctx: Context, deviceId: string, options: { cont
     contextId,
     temporaryContext: temporary,
     dryRun,
-    ...(system.warnings ? { systemWarnings: system.warnings } : {}),
+    systemWarnings,
   };
   const report = explain(facts);
   ctx.io.out(ctx.json ? JSON.stringify(report, null, 2) + '\n' : whyText(report, facts) + '\n');
