@@ -43,6 +43,15 @@ Examples:
   ioasctl --json events --after 0 | jq -c .type
 `;
 
+/** The package's version (ioasctl ships with the server it was built with). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** A value from the command line, typed by the field's schema; the server stays the judge of it. */
 function parseScalar(raw: string, schema: JsonSchema): unknown {
   if (raw === 'null' && admits(schema, 'null')) return null;
@@ -192,6 +201,7 @@ export function buildProgram(doc: OpenApiDocument, io: Io, run: { exit: (code: E
   const program = new Command('ioasctl');
   program
     .description(DESCRIPTION)
+    .version(packageVersion(), '-V, --version', 'print ioasctl\'s version')
     .option('-s, --server <url>', 'the ioasd server (default http://127.0.0.1:8080)')
     .option('-t, --token <token>', 'bearer token')
     .option('--token-file <file>', 'read the bearer token from this file (e.g. data/admin.token)')
