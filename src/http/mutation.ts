@@ -3,10 +3,17 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { IoasdError } from '../core/errors.js';
 import { effectsOf } from '../core/events.js';
+import { hex } from '../core/u64.js';
 import { caller } from './auth.js';
 import { statusOf } from './errno-status.js';
 import { problem, sendProblem } from './errors.js';
 import { QueryBool } from './schemas/common.js';
+
+/** How long an Idempotency-Key's first answer is kept (SPEC 10: 24 h after first use). */
+export const IDEMPOTENCY_LIFETIME_MS = 24 * 3600 * 1000;
+
+/** u64 values (bigint) in JSON as the wire writes them. */
+const bigintAsHex = (_: string, v: unknown): unknown => (typeof v === 'bigint' ? hex(v) : v);
 
 /** What a mutation answers: a status and a body already in wire form (none for 204). */
 export interface Answer {
@@ -34,12 +41,11 @@ export const IdempotencyHeaders = z.looseObject({
     .meta({ description: 'a retry with the same key, method, path and body gets the first answer back and changes nothing (24 h)' }),
 });
 
-const KEY_LIFETIME_MS = 24 * 3600 * 1000;
 export const TOKEN_NOT_KEPT = '(shown once, never stored: rotate the token to get a new one)';
 
 /** u64 values (bigint) inside effects travel as hex strings, as everywhere on the wire. */
 function wire(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)));
+  return JSON.parse(JSON.stringify(value, bigintAsHex));
 }
 
 /**
@@ -65,10 +71,10 @@ export function mutate(
   let digest = '';
   if (typeof key === 'string') {
     digest = createHash('sha256')
-      .update(`${request.method}\n${request.url}\n${JSON.stringify(request.body ?? null, (_, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}`)
+      .update(`${request.method}\n${request.url}\n${JSON.stringify(request.body ?? null, bigintAsHex)}`)
       .digest('hex'); // over the parsed body: the same values written differently (0x1000, 4096) are the same request
     const first = store.getIdempotency(principalId, key);
-    if (first && first.createdAt > Date.now() - KEY_LIFETIME_MS) {
+    if (first && first.createdAt > Date.now() - IDEMPOTENCY_LIFETIME_MS) {
       if (first.digest !== digest) {
         return sendProblem(reply, problem(request, 'EINVAL', `Idempotency-Key ${JSON.stringify(key)} was used with a different request`, { status: 422 }));
       }

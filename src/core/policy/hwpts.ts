@@ -78,7 +78,6 @@ export class Hwpts {
   /** DELETE /hwpts/{id}: the object table's destroy rule (EBUSY while devices, PASIDs or nested children use it). */
   delete(caller: Caller, id: number): void {
     const hwpt = this.get(caller, id);
-    this.deps.objects.assertUnused(hwpt);
     this.deps.tx.run((undo) => this.deps.objects.destroy(hwpt, undo), { actor: caller.id, action: 'hwpt.destroy', target: `hwpt:${id}` });
   }
 

@@ -1,5 +1,6 @@
 import fastifySseModule, { type fastifySSE } from '@fastify/sse';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { IDEMPOTENCY_LIFETIME_MS } from '../mutation.js';
 
 export interface EventOptions {
   /** Events kept for resuming (default 100,000); older ones go, and a client resuming before them gets `reset`. */
@@ -41,7 +42,6 @@ declare module 'fastify' {
   }
 }
 
-export const IDEMPOTENCY_LIFETIME_MS = 24 * 3600 * 1000;
 
 export async function events(app: FastifyInstance, options: EventOptions = {}): Promise<void> {
   const hub = new EventHub(options.retention ?? 100_000);
