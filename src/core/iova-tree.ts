@@ -135,6 +135,8 @@ const H_PI = 3;
 const H_PREV = 4;
 const H_NEXT = 5;
 const H_LEAFKIDS = 4;
+/** Leaves: 1 while the parent's copy of the leaf's largest gap is out of date (settleGaps). */
+const H_STALE = 6;
 const HEAD = 8;
 
 /** Leaves: keys and slots by position; gaps (-1: free slot), group maxima and rows by slot. */
@@ -274,6 +276,8 @@ export class IovaTree<T extends Span> {
   private memoK1 = -1n;
   private memoA1 = -1;
   private memoD1 = 0;
+  /** Leaves whose largest gap changed since the branches last learnt it (settleGaps). */
+  private readonly stale: number[] = [];
   /** Keeps the loads of touch() from being optimized away. */
   private sink = 0;
 
@@ -313,6 +317,7 @@ export class IovaTree<T extends Span> {
    * once instead of holding a million of them in an array while the index is built.
    */
   bulkLoad(): { add(item: T): void; finish(): void } {
+    this.stale.length = 0;
     this.stamp++;
     this.shape++;
     this.leaves = new NodePool(this.leaves.size);
@@ -383,7 +388,8 @@ export class IovaTree<T extends Span> {
     const iD = deltaOf(item.iova, iA);
     this.kA = iA;
     this.kD = iD;
-    this.writeEntry(v, o, j, j, item, true);
+    const lA0 = Number(item.last);
+    this.writeEntry(v, o, j, j, item, lA0, deltaOf(item.last, lA0), true);
     const at = o + L_ROW + j * this.rs;
     const lA = v[at + R_LAST]!;
     const lD = lastDelta(v[at + R_META]!);
@@ -415,6 +421,36 @@ export class IovaTree<T extends Span> {
     this.setKey(start);
     return this.hitLastCompare(this.kA, this.kD) >= 0;
   }
+
+  /**
+   * The area that is exactly [iova, last], if there is one. An unmap of one whole mapping asks just
+   * this: the item is built from the caller's bigints, and below 2^53 nothing is converted twice.
+   */
+  exactly(iova: bigint, last: bigint): T | undefined {
+    this.setKey(last);
+    const lastNum = this.kA;
+    this.setKey(iova);
+    if (lastNum >= EXACT) {
+      const m = this.find(iova);
+      return m !== undefined && m.iova === iova && m.last === last ? m : undefined;
+    }
+    // Below 2^53 the float64s are the exact values and the search key is iova: one descent, and the
+    // item is built from the caller's bigints (converting the stored numbers back costs more).
+    const iovaNum = this.kA;
+    const id = this.descend();
+    const i = this.leafUB(id) - 1;
+    if (i < 0) return undefined;
+    const v = this.lv(id);
+    const o = this.lo(id);
+    if (v[o + L_KEY + i] !== iovaNum) return undefined;
+    const at = this.rowAt0(o, v, i);
+    if (v[at + R_LAST] !== lastNum) return undefined;
+    // Both below 2^53: the stored values are exact and the meta holds the codec's bits alone.
+    const item = this.codec.read(iova, last, v[at + R_META]!, v, at, lastNum - iovaNum + 1);
+    this.remember(id, i, item);
+    return item;
+  }
+
 
   /** Areas meeting [start, last], in address order. */
   *meeting(start: bigint, last: bigint): Generator<T> {
@@ -469,8 +505,17 @@ export class IovaTree<T extends Span> {
 
   /** Inserts an area; the caller has checked that it overlaps nothing. */
   insert(area: T): void {
-    this.stamp++;
+    // Through the key memo: a map has just checked [iova, last] for overlaps.
+    this.setKey(area.last);
+    const lA = this.kA;
+    const lD = this.kD;
     this.setKey(area.iova);
+    this.insertKey(area, lA, lD);
+  }
+
+  /** Inserts `area`, whose iova is the search key and whose last is (lA, lD). */
+  private insertKey(area: T, lA: number, lD: number): void {
+    this.stamp++;
     const id = this.descend();
     const i = this.leafUB(id);
     const v = this.lv(id);
@@ -483,27 +528,32 @@ export class IovaTree<T extends Span> {
       v[j + L_SLOT] = v[j + L_SLOT - 1]!;
     }
     v[o + L_SLOT + i] = slot;
-    this.writeEntry(v, o, i, slot, area, false);
+    this.writeEntry(v, o, i, slot, area, lA, lD, false);
     v[o + H_N] = n + 1;
     this.count++;
     this.setSlotGap(v, o, slot, this.gapAt(id, i));
     // The area after the new one now has a smaller hole below it.
-    if (i + 1 <= n) this.setSlotGap(v, o, v[o + L_SLOT + i + 1]!, this.gapAt(id, i + 1));
+    if (i + 1 <= n) this.setSlotGap(v, o, v[o + L_SLOT + i + 1]!, gapNum(v[o + L_KEY + i + 1]!, this.keyDelta(v, o, i + 1), lA, lD));
     else this.refreshFirstOfNext(id);
     if (i === 0) this.fixMin(true, id);
     if (n + 1 > L_CAP) this.splitLeaf(id, i);
-    else this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
+    else this.setLeafMax(v, o, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
   }
 
   /** Removes the area starting at `iova`; returns it, or undefined when there is none. */
   remove(iova: bigint): T | undefined {
     this.setKey(iova);
+    return this.removeKey();
+  }
+
+  /** Removes the area whose iova is the search key. */
+  private removeKey(): T | undefined {
     const id = this.descend();
     const i = this.leafUB(id) - 1;
     if (i < 0) return undefined;
     const v = this.lv(id);
     const o = this.lo(id);
-    if (v[o + L_KEY + i] !== this.kA || iovaDelta(v[this.rowAt0(o, v, i) + R_META]!) !== this.kD) return undefined;
+    if (v[o + L_KEY + i] !== this.kA || this.keyDelta(v, o, i) !== this.kD) return undefined;
     const area = this.rowAt(id, i);
     this.stamp++;
     const n = v[o + H_N]! - 1;
@@ -521,7 +571,7 @@ export class IovaTree<T extends Span> {
     if (i < n) this.setSlotGap(v, o, v[o + L_SLOT + i]!, this.gapAt(id, i));
     else this.refreshFirstOfNext(id);
     if (i === 0 && n > 0) this.fixMin(true, id);
-    this.setMax(true, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
+    this.setLeafMax(v, o, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
     if (n < L_MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
     this.codec.removed?.(area);
     return area;
@@ -533,6 +583,7 @@ export class IovaTree<T extends Span> {
    * answers the placement's start, or undefined.
    */
   firstFit(windowStart: bigint, windowLast: bigint, minSize: bigint, fits: (hole: Hole) => bigint | undefined): bigint | undefined {
+    this.settleGaps();
     // The hole containing windowStart (or starting right after the area containing it).
     let holeStart = windowStart;
     this.setKey(windowStart);
@@ -638,6 +689,17 @@ export class IovaTree<T extends Span> {
       if (v[o + H_MAX] !== checkGroups(v, o + B_GAP, o + B_GRP, B_GROUPS, count)) fail('branch maximum');
       return min;
     };
+    // Lazy gaps: a leaf not listed as stale has its largest gap in its parent already.
+    for (const id of this.stale) if (this.lv(id)[this.lo(id) + H_STALE] !== 1) fail('listed stale leaf not flagged');
+    let leaf = this.root;
+    for (let h = this.height; h > 0; h--) leaf = this.bv(leaf)[this.bo(leaf) + B_KID]!;
+    for (; leaf >= 0; leaf = this.lv(leaf)[this.lo(leaf) + H_NEXT]!) {
+      const v = this.lv(leaf);
+      const o = this.lo(leaf);
+      const p = v[o + H_PARENT]!;
+      if (p >= 0 && v[o + H_STALE] === 0 && this.bv(p)[this.bo(p) + B_GAP + v[o + H_PI]!] !== v[o + H_MAX]) fail('leaf maximum changed without being listed stale');
+    }
+    this.settleGaps();
     visit(this.height === 0, this.root, -1, 0, this.height);
     if (prevLeaf >= 0 && this.lv(prevLeaf)[this.lo(prevLeaf) + H_NEXT] !== -1) fail('last leaf next link');
     if (n !== this.count) fail('count');
@@ -677,6 +739,7 @@ export class IovaTree<T extends Span> {
     v[o + H_PI] = 0;
     v[o + H_PREV] = prev;
     v[o + H_NEXT] = next;
+    v[o + H_STALE] = 0;
     v.fill(-1, o + L_GAP, o + L_GRP + L_GROUPS);
     for (let s = 0; s < L_SLOTS; s++) v[o + L_SLOT + s] = s;
     return id;
@@ -717,16 +780,28 @@ export class IovaTree<T extends Span> {
     }
   }
 
-  /** Writes item as entry i, its row in `slot` (the gap is the caller's). */
-  private writeEntry(v: Float64Array, o: number, i: number, slot: number, item: T, bulk: boolean): void {
+  /** Writes item as entry i, its row in `slot`, given its last split as (lA, lD) (the gap is the caller's). */
+  private writeEntry(v: Float64Array, o: number, i: number, slot: number, item: T, lA: number, lD: number, bulk: boolean): void {
     const at = o + L_ROW + slot * this.rs;
     // The caller has just set the search key to item.iova.
-    const iA = this.kA;
-    const lA = Number(item.last);
-    v[o + L_KEY + i] = iA;
+    v[o + L_KEY + i] = this.kA;
     v[at + R_LAST] = lA;
     const bits = this.codec.write(item, v, at, bulk);
-    v[at + R_META] = metaOf(bits, this.kD, deltaOf(item.last, lA));
+    v[at + R_META] = metaOf(bits, this.kD, lD);
+  }
+
+  /** Entry i's iova correction: 0 below 2^53 without reading its row. */
+  private keyDelta(v: Float64Array, o: number, i: number): number {
+    return v[o + L_KEY + i]! < EXACT ? 0 : iovaDelta(v[this.rowAt0(o, v, i) + R_META]!);
+  }
+
+  /** Makes `item` the materialized item of entry i of leaf id (reused while nothing changes). */
+  private remember(id: number, i: number, item: T): void {
+    this.cacheLeaf = id;
+    this.cacheIdx = i;
+    this.cacheStamp = this.stamp;
+    this.cacheVersion = this.codec.version ? this.codec.version() : 0;
+    this.cacheItem = item;
   }
 
   private rowAt(id: number, i: number): T {
@@ -796,7 +871,7 @@ export class IovaTree<T extends Span> {
     this.predLast(id, i);
     const v = this.lv(id);
     const o = this.lo(id);
-    return gapNum(v[o + L_KEY + i]!, iovaDelta(v[this.rowAt0(o, v, i) + R_META]!), this.pA, this.pD);
+    return gapNum(v[o + L_KEY + i]!, this.keyDelta(v, o, i), this.pA, this.pD);
   }
 
   /** Sets the gap kept in a slot and the maximum of its group (the leaf's own maximum is the caller's). */
@@ -819,7 +894,42 @@ export class IovaTree<T extends Span> {
     const v = this.lv(next);
     const o = this.lo(next);
     this.setSlotGap(v, o, v[o + L_SLOT]!, this.gapAt(next, 0));
-    this.setMax(true, next, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
+    this.setLeafMax(v, o, next, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
+  }
+
+  /**
+   * Leaf `id` (at v, o) now has largest gap m. Its parent learns it only when the branches' gaps are
+   * read (a first-fit search) or the shape changes (a split or merge): see {@link settleGaps}.
+   */
+  private setLeafMax(v: Float64Array, o: number, id: number, m: number): void {
+    if (v[o + H_MAX] === m) return;
+    v[o + H_MAX] = m;
+    if (v[o + H_STALE] === 0 && v[o + H_PARENT]! >= 0) {
+      v[o + H_STALE] = 1;
+      this.stale.push(id);
+    }
+  }
+
+  /**
+   * Carries the largest gaps of the leaves that changed since the last time up to the root. A fixed
+   * map or unmap changes the holes of one leaf (a hole grows, then shrinks back): walking up to the
+   * root for each would touch every level twice for nothing. The search pays for the walks it needs,
+   * each at most O(log n), one per leaf changed: amortized, still O(log n) per operation.
+   */
+  private settleGaps(): void {
+    const stale = this.stale;
+    for (let k = 0; k < stale.length; k++) {
+      const id = stale[k]!;
+      const v = this.lv(id);
+      const o = this.lo(id);
+      v[o + H_STALE] = 0;
+      const p = v[o + H_PARENT]!;
+      if (p < 0) continue;
+      const pv = this.bv(p);
+      const po = this.bo(p);
+      this.setMax(false, p, setChildGap(pv, po + B_GAP, po + B_GRP, v[o + H_PI]!, v[o + H_MAX]!, pv[po + H_N]!));
+    }
+    stale.length = 0;
   }
 
   // ---- search ----------------------------------------------------------------------------------
@@ -1052,6 +1162,7 @@ export class IovaTree<T extends Span> {
   }
 
   private splitLeaf(id: number, insertedAt: number): void {
+    this.settleGaps();
     this.shape++;
     const v = this.lv(id);
     const o = this.lo(id);
@@ -1143,6 +1254,7 @@ export class IovaTree<T extends Span> {
 
   /** Merges an underfull node with a neighbour, or moves entries over from it. */
   private rebalance(leaf: boolean, id: number): void {
+    this.settleGaps();
     this.shape++;
     const nv = leaf ? this.lv(id) : this.bv(id);
     const no = leaf ? this.lo(id) : this.bo(id);

@@ -39,30 +39,40 @@ export function checkIommufdMapArgs(a: MapArgs): void {
  * Where an iommufd map goes: the fixed iova checked, or an auto-allocated one. `pageOffsets` are the
  * user-address page offsets of the pieces (one for a map, one per source area for a copy).
  */
-export function placeIommufd(space: IovaSpace, a: MapArgs, pageOffsets: readonly bigint[] = [a.userAddress % PAGE_SIZE]): bigint {
+export function placeIommufd(space: IovaSpace, a: MapArgs, pageOffsets?: readonly bigint[]): bigint {
   // iopt_alloc_user_pages: the user range must not wrap.
   if (a.userAddress + a.length > TOP) fail('EOVERFLOW', 'userAddress + length is past 2^64-1');
   // iopt_alloc_pages / iopt_alloc_area_pages
   if (a.length === 0n) fail('EINVAL', 'length must not be 0');
   const align = space.alignment;
-  if (a.length % align !== 0n) fail('EINVAL', `length must be a multiple of the ioas alignment 0x${align.toString(16)}`);
+  if (misaligned(a.length, align)) fail('EINVAL', `length must be a multiple of the ioas alignment 0x${align.toString(16)}`);
   if (a.iova === undefined) {
-    checkPageOffsets(pageOffsets, align);
+    checkPageOffsets(a, pageOffsets, align);
     return autoIova(space, a.length, a.userAddress);
   }
   // iopt_check_iova
-  if (a.iova % align !== 0n) fail('EINVAL', `iova must be aligned to 0x${align.toString(16)}`);
-  if (a.iova + a.length - 1n > TOP) fail('EOVERFLOW', 'iova + length - 1 is past 2^64-1');
-  checkPageOffsets(pageOffsets, align);
-  const range = { start: a.iova, last: a.iova + a.length - 1n };
+  if (misaligned(a.iova, align)) fail('EINVAL', `iova must be aligned to 0x${align.toString(16)}`);
+  const last = a.iova + a.length - 1n;
+  if (last > TOP) fail('EOVERFLOW', 'iova + length - 1 is past 2^64-1');
+  checkPageOffsets(a, pageOffsets, align);
+  const range = { start: a.iova, last };
   if (space.meetsReserved(range)) fail('EINVAL', `range ${fmt(range)} meets the reserved set (outside the aperture or a reserved region)`);
-  if (space.mappings.overlaps(range.start, range.last)) fail('EEXIST', `range ${fmt(range)} overlaps an existing mapping`);
+  if (space.mappings.overlaps(a.iova, last)) fail('EEXIST', `range ${fmt(range)} overlaps an existing mapping`);
   return a.iova;
 }
 
-/** iopt_insert_area: the user address's offset in its page must keep the ioas alignment. */
-function checkPageOffsets(pageOffsets: readonly bigint[], align: bigint): void {
-  for (const off of pageOffsets) {
+/** x is not a multiple of align (with no domain, align is 1 and nothing is: no bigint division). */
+function misaligned(x: bigint, align: bigint): boolean {
+  return align !== 1n && x % align !== 0n;
+}
+
+/**
+ * iopt_insert_area: the user address's offset in its page must keep the ioas alignment.
+ * `pageOffsets`: of the pieces (a copy's source areas); by default, of the map's user address.
+ */
+function checkPageOffsets(a: MapArgs, pageOffsets: readonly bigint[] | undefined, align: bigint): void {
+  if (align === 1n) return;
+  for (const off of pageOffsets ?? [a.userAddress % PAGE_SIZE]) {
     if (off % align !== 0n) fail('EINVAL', `userAddress page offset 0x${off.toString(16)} is not aligned to 0x${align.toString(16)}`);
   }
 }
@@ -147,24 +157,30 @@ export interface UnmapArgs {
 
 /** The mappings an unmap removes, or a refusal; the caller removes them. */
 export function planUnmap(space: IovaSpace, rules: 'iommufd' | 'type1v2', a: UnmapArgs): Mapping[] {
-  const everything = (): Mapping[] => [...space.mappings.from()];
   if (rules === 'type1v2') requireIommuModel(space);
   if (a.all) {
     if (a.iova !== undefined || a.length !== undefined) fail('EINVAL', 'unmap {all: true} takes no iova or length');
-    return everything();
+    return everything(space);
   }
   if (a.iova === undefined || a.length === undefined) fail('EINVAL', 'unmap needs iova and length, or all: true');
   const { iova, length } = a;
-  return rules === 'iommufd' ? planIommufdUnmap(space, iova, length, everything) : planType1Unmap(space, iova, length);
+  return rules === 'iommufd' ? planIommufdUnmap(space, iova, length) : planType1Unmap(space, iova, length);
+}
+
+function everything(space: IovaSpace): Mapping[] {
+  return [...space.mappings.from()];
 }
 
 /** iommufd_ioas_unmap + iopt_unmap_iova_range: whole areas only, ENOENT otherwise or when nothing meets. */
-function planIommufdUnmap(space: IovaSpace, iova: bigint, length: bigint, everything: () => Mapping[]): Mapping[] {
-  if (iova === 0n && length === U64_MAX) return everything();
+function planIommufdUnmap(space: IovaSpace, iova: bigint, length: bigint): Mapping[] {
+  if (iova === 0n && length === U64_MAX) return everything(space);
   if (iova >= TOP || length >= TOP) fail('EOVERFLOW', 'iova and length must be below 2^64-1');
   if (length === 0n) fail('EINVAL', 'length must not be 0');
-  if (iova + length - 1n > TOP) fail('EOVERFLOW', 'iova + length - 1 is past 2^64-1');
   const last = iova + length - 1n;
+  if (last > TOP) fail('EOVERFLOW', 'iova + length - 1 is past 2^64-1');
+  // The common case, one whole mapping: areas do not overlap, so it is then the only one meeting.
+  const exact = space.mappings.exactly(iova, last);
+  if (exact) return [exact];
   const hit = space.mappings.meetingList(iova, last);
   if (hit.length === 0) fail('ENOENT', `no mapping in ${fmt({ start: iova, last })}`);
   for (const m of hit) {

@@ -53,7 +53,7 @@ export class SharedPages {
 
   /** A mapping holding `pages` left its tree; the caller drops its reference afterwards. */
   release(pages: Pages): void {
-    if (pages.refs <= 1 && this.byId.get(pages.id) === pages) {
+    if (pages.refs <= 1 && this.byId.size > 0 && this.byId.get(pages.id) === pages) {
       this.byId.delete(pages.id);
       this.version++;
     }

@@ -130,32 +130,39 @@ export class Mappings {
   private mapOne(space: IovaSpace, args: MapArgs, rules: RuleSet, undo: UndoLog): Mapping {
     const { quotas } = this.deps;
     const iova = rules === 'iommufd' ? placeIommufd(space, args) : placeType1(space, args);
-    quotas.assertMappingRoom(space.principalId, 1);
-    if (rules === 'type1v2') checkType1Aperture(space, iova, args.length);
-    quotas.assertPinRoom(space.principalId, args.length);
+    if (rules === 'iommufd') quotas.assertMapRoom(space.principalId, args.length);
+    else {
+      quotas.assertMappingRoom(space.principalId, 1);
+      checkType1Aperture(space, iova, args.length);
+      quotas.assertPinRoom(space.principalId, args.length);
+    }
     const pages: Pages = { id: this.nextPagesId++, principalId: space.principalId, bytes: args.length, writable: args.write, refs: 0 };
-    quotas.pin(space.principalId, pages.bytes, undo);
     const m: Mapping = { iova, last: iova + args.length - 1n, length: args.length, userAddress: args.userAddress, read: args.read, write: args.write, pages };
-    this.add(space, m, undo);
+    this.add(space, m, undo, true);
     return m;
   }
 
-  private add(space: IovaSpace, m: Mapping, undo: UndoLog): void {
-    this.deps.tx.emit(mappingEvent(space, m, true));
-    this.deps.port.insertMapping(space.id, m);
+  /** Puts a mapping in; `pin`: its pages are new and charged now (a map), else shared and charged already (a copy). */
+  private add(space: IovaSpace, m: Mapping, undo: UndoLog, pin: boolean): void {
+    const { port, quotas, tx } = this.deps;
+    tx.emit(new MappingEvent(space, m, false));
+    port.insertMapping(space.id, m);
     space.mappings.insert(m);
     m.pages.refs++;
-    this.deps.quotas.count(space.principalId, 'mappings', 1);
+    quotas.count(space.principalId, 'mappings', 1);
+    if (pin) quotas.pin(space.principalId, m.pages.bytes);
+    // One undo step for the whole of it.
     undo.push(() => {
       space.mappings.remove(m.iova);
       m.pages.refs--;
-      this.deps.quotas.count(space.principalId, 'mappings', -1);
+      quotas.count(space.principalId, 'mappings', -1);
+      if (pin) quotas.pin(space.principalId, -m.pages.bytes);
     });
   }
 
   private remove(space: IovaSpace, m: Mapping, undo: UndoLog): void {
     const { port, quotas, tx } = this.deps;
-    tx.emit(mappingEvent(space, m, false));
+    tx.emit(new MappingEvent(space, m, true));
     port.deleteMapping(space.id, m.iova);
     space.mappings.remove(m.iova);
     quotas.count(space.principalId, 'mappings', -1);
@@ -225,7 +232,7 @@ export class Mappings {
         let at = iova;
         return pieces.map((p) => {
           const m: Mapping = { iova: at, last: at + p.length - 1n, length: p.length, userAddress: p.userAddress, read: args.read, write: args.write, pages: p.pages };
-          this.add(dst, m, undo);
+          this.add(dst, m, undo, false);
           at += p.length;
           return m;
         });
@@ -268,18 +275,40 @@ export class Mappings {
   }
 }
 
-/** One event per mapping made or removed (a batch, an unmap of many, a destroy: one each, in order). */
-function mappingEvent(space: IovaSpace, m: Mapping, made: boolean): CoreEvent {
-  return {
-    type: made ? 'mapping.created' : 'mapping.removed',
-    object: { kind: 'mapping', id: `${space.id}:0x${m.iova.toString(16)}` },
-    scope: 'owner',
-    principalId: space.principalId,
-    contextId: space.contextId,
-    gone: !made,
-    subject: m,
-    detail: { ioasId: space.id, length: m.length },
-  };
+/**
+ * One event per mapping made or removed (a batch, an unmap of many, a destroy: one each, in order).
+ * Built lazily: a map or unmap only records the space, the mapping and which way; the id (a bigint
+ * in hex) and the detail are made when the event log or a dry run's effects read them.
+ */
+class MappingEvent implements CoreEvent {
+  readonly scope = 'owner';
+  private obj: CoreEvent['object'] | undefined;
+
+  constructor(
+    private readonly space: IovaSpace,
+    readonly subject: Mapping,
+    readonly gone: boolean,
+  ) {}
+
+  get type(): string {
+    return this.gone ? 'mapping.removed' : 'mapping.created';
+  }
+
+  get object(): CoreEvent['object'] {
+    return (this.obj ??= { kind: 'mapping', id: `${this.space.id}:0x${this.subject.iova.toString(16)}` });
+  }
+
+  get principalId(): string {
+    return this.space.principalId;
+  }
+
+  get contextId(): string {
+    return this.space.contextId;
+  }
+
+  get detail(): Record<string, unknown> {
+    return { ioasId: this.space.id, length: this.subject.length };
+  }
 }
 
 /** The source range must be covered by contiguous mappings (any byte offsets), else ENOENT. */

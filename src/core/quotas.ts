@@ -17,6 +17,8 @@ type Counter = 'ioas' | 'mappings';
  */
 export class QuotaBook {
   private readonly usage = new Map<string, Usage>();
+  private lastId: string | undefined;
+  private lastUsage: Usage | undefined;
 
   constructor(private readonly quotasOf: (principalId: string) => Quotas) {}
 
@@ -43,15 +45,32 @@ export class QuotaBook {
 
   /** maxMappings counts every mapping of the principal, copies included: past it is ENOSPC. */
   assertMappingRoom(principalId: string, count: number): void {
-    const max = this.quotasOf(principalId).maxMappings;
-    if (this.usageOf(principalId).mappings + count > max) fail('ENOSPC', `maxMappings quota of ${max} reached`);
+    this.checkMappings(this.quotasOf(principalId), this.usageOf(principalId), count);
   }
 
   /** maxPinnedBytes, like RLIMIT_MEMLOCK: mapped bytes charged at map time; past it is ENOMEM. */
   assertPinRoom(principalId: string, bytes: bigint): void {
-    const max = this.quotasOf(principalId).maxPinnedBytes;
-    if (this.usageOf(principalId).pinnedBytes + bytes > max) {
-      fail('ENOMEM', `mapping 0x${bytes.toString(16)} bytes would pass the maxPinnedBytes quota of 0x${max.toString(16)}`);
+    this.checkPin(this.quotasOf(principalId), this.usageOf(principalId), bytes);
+  }
+
+  /**
+   * One new mapping of `bytes` fresh pinned pages: {@link assertMappingRoom} then
+   * {@link assertPinRoom}, with one look-up of the quotas (a map's hot path).
+   */
+  assertMapRoom(principalId: string, bytes: bigint): void {
+    const q = this.quotasOf(principalId);
+    const u = this.usageOf(principalId);
+    this.checkMappings(q, u, 1);
+    this.checkPin(q, u, bytes);
+  }
+
+  private checkMappings(q: Quotas, u: Usage, count: number): void {
+    if (u.mappings + count > q.maxMappings) fail('ENOSPC', `maxMappings quota of ${q.maxMappings} reached`);
+  }
+
+  private checkPin(q: Quotas, u: Usage, bytes: bigint): void {
+    if (u.pinnedBytes + bytes > q.maxPinnedBytes) {
+      fail('ENOMEM', `mapping 0x${bytes.toString(16)} bytes would pass the maxPinnedBytes quota of 0x${q.maxPinnedBytes.toString(16)}`);
     }
   }
 
@@ -74,11 +93,15 @@ export class QuotaBook {
   }
 
   private usageOf(principalId: string): Usage {
+    // A map or unmap asks for the same principal's usage several times in a row.
+    if (principalId === this.lastId) return this.lastUsage!;
     let u = this.usage.get(principalId);
     if (!u) {
       u = { ioas: 0, mappings: 0, pinnedBytes: 0n };
       this.usage.set(principalId, u);
     }
+    this.lastId = principalId;
+    this.lastUsage = u;
     return u;
   }
 }
