@@ -15,6 +15,8 @@ export class IovaSpace implements CoreObject {
   readonly type = 'ioas' as const;
   readonly users = new Set<CoreObject>();
   readonly mappings: IovaTree<Mapping>;
+  /** How the audit log names it (`ioas:<id>`), made once: a map or unmap writes it each time. */
+  readonly auditTarget: string;
   allowed: Range[] = [];
   private domainList: Domain[] = [];
   private reservedCache: Range[] | null = [];
@@ -28,6 +30,7 @@ export class IovaSpace implements CoreObject {
     readonly sharedPages: SharedPages,
   ) {
     this.mappings = new IovaTree(mappingRows(principalId, sharedPages));
+    this.auditTarget = `ioas:${id}`;
   }
 
   get domains(): readonly Domain[] {

@@ -258,6 +258,12 @@ export class IovaTree<T extends Span> {
   private cacheStamp = -1;
   private cacheVersion = -1;
   private cacheItem: T | undefined;
+  /** Where an area starting at (freeA, freeD) goes, as overlaps() found it free, valid while the stamp holds. */
+  private freeLeaf = -1;
+  private freeIdx = -1;
+  private freeStamp = -1;
+  private freeA = 0;
+  private freeD = 0;
   /**
    * The finger: the leaf the last descent reached and the smallest key of whatever follows it (the
    * fence). A key from the leaf's first one (or any, for the leftmost leaf) up to the fence belongs
@@ -417,9 +423,21 @@ export class IovaTree<T extends Span> {
   /** True when any area meets [start, last]. */
   overlaps(start: bigint, last: bigint): boolean {
     this.setKey(last);
-    if (!this.seekFloor()) return false;
+    const id = this.descend();
+    const i = this.leafUB(id);
+    const lA = this.kA;
+    const lD = this.kD;
     this.setKey(start);
-    return this.hitLastCompare(this.kA, this.kD) >= 0;
+    if (i > 0 && this.lastCompare(id, i - 1, this.kA, this.kD) >= 0) return true;
+    if (compareSplit(this.kA, this.kD, lA, lD) > 0) return false;
+    // Free: no area starts in [start, last] either, so an area starting at `start` goes at entry i of
+    // this leaf, exactly where a descent for `start` would put it. A map inserts there next.
+    this.freeLeaf = id;
+    this.freeIdx = i;
+    this.freeStamp = this.stamp;
+    this.freeA = this.kA;
+    this.freeD = this.kD;
+    return false;
   }
 
   /**
@@ -515,9 +533,17 @@ export class IovaTree<T extends Span> {
 
   /** Inserts `area`, whose iova is the search key and whose last is (lA, lD). */
   private insertKey(area: T, lA: number, lD: number): void {
+    let id: number;
+    let i: number;
+    if (this.freeStamp === this.stamp && this.freeA === this.kA && this.freeD === this.kD) {
+      // Checked free by overlaps() and nothing changed since: the place is known.
+      id = this.freeLeaf;
+      i = this.freeIdx;
+    } else {
+      id = this.descend();
+      i = this.leafUB(id);
+    }
     this.stamp++;
-    const id = this.descend();
-    const i = this.leafUB(id);
     const v = this.lv(id);
     const o = this.lo(id);
     const n = v[o + H_N]!;
@@ -548,9 +574,14 @@ export class IovaTree<T extends Span> {
 
   /** Removes the area whose iova is the search key. */
   private removeKey(): T | undefined {
-    const id = this.descend();
-    const i = this.leafUB(id) - 1;
-    if (i < 0) return undefined;
+    let id = this.cacheLeaf;
+    let i = this.cacheIdx;
+    // The area last handed out (an unmap has just looked it up), if nothing changed since: no search.
+    if (this.cacheStamp !== this.stamp || id < 0 || this.lv(id)[this.lo(id) + L_KEY + i] !== this.kA) {
+      id = this.descend();
+      i = this.leafUB(id) - 1;
+      if (i < 0) return undefined;
+    }
     const v = this.lv(id);
     const o = this.lo(id);
     if (v[o + L_KEY + i] !== this.kA || this.keyDelta(v, o, i) !== this.kD) return undefined;

@@ -105,7 +105,7 @@ export class Mappings {
     const rules = this.rules();
     if (rules === 'iommufd') checkIommufdMapArgs(args);
     const space = this.space(caller, ioasId);
-    return this.deps.tx.run((undo) => this.mapOne(space, args, rules, undo), { actor: caller.id, action: 'ioas.map', target: `ioas:${ioasId}` });
+    return this.deps.tx.run((undo) => this.mapOne(space, args, rules, undo), { actor: caller.id, action: 'ioas.map', target: space.auditTarget });
   }
 
   /** Maps several areas, all or nothing: a refusal names the failing entry and nothing stays mapped. */
@@ -123,7 +123,7 @@ export class Mappings {
             throw err;
           }
         }),
-      { actor: caller.id, action: 'ioas.map-batch', target: `ioas:${ioasId}` },
+      { actor: caller.id, action: 'ioas.map-batch', target: space.auditTarget },
     );
   }
 
@@ -196,7 +196,7 @@ export class Mappings {
         }
         return bytes;
       },
-      { actor: caller.id, action: 'ioas.unmap', target: `ioas:${ioasId}` },
+      { actor: caller.id, action: 'ioas.unmap', target: space.auditTarget },
     );
   }
 

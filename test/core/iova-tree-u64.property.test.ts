@@ -113,6 +113,11 @@ function apply(tree: IovaTree<Span>, model: Model, o: Op): void {
     case 'remove': {
       if (model.items.length === 0) return;
       const victim = model.items[o.pick % model.items.length]!;
+      // An unmap looks the whole area up first, then removes it (from the position it found).
+      if (o.pick % 2 === 0) {
+        expect(tree.exactly(victim.iova, victim.last)).toEqual(victim);
+        if (victim.last > victim.iova) expect(tree.exactly(victim.iova, victim.last - 1n)).toBeUndefined();
+      }
       expect(tree.remove(victim.iova)).toEqual(model.remove(victim.iova));
       break;
     }

@@ -97,6 +97,11 @@ function run(ops: Op[], space: bigint, base: bigint): void {
   expect([...tree.meeting(probe, probe + space / 10n)]).toEqual(meets);
   expect(tree.meetingList(probe, probe + space / 10n)).toEqual(meets);
   for (const s of model.items.slice(0, 5)) expect(tree.meetingList(s.iova, s.last)).toEqual([s]);
+  for (const s of model.items.slice(0, 5)) {
+    expect(tree.exactly(s.iova, s.last)).toEqual(s);
+    expect(tree.exactly(s.iova, s.last + 1n)).toBeUndefined();
+    if (s.iova < s.last) expect(tree.exactly(s.iova + 1n, s.last)).toBeUndefined();
+  }
   expect(IovaTree.fromSorted(model.items).size).toBe(model.items.length);
   const rebuilt = IovaTree.fromSorted(model.items);
   rebuilt.checkInvariants();
