@@ -146,12 +146,16 @@ const L_GAP = L_SLOT + L_SLOTS;
 const L_GRP = L_GAP + L_SLOTS;
 const L_ROW = L_GRP + L_GROUPS;
 
+/**
+ * Branches: what a descent reads first (keys, children), then the key corrections (read on ties
+ * only), the gaps and their group maxima (read by first-fit searches and when gaps settle).
+ */
 const B_KEY = HEAD;
-const B_DELTA = B_KEY + B_SLOTS;
+const B_KID = B_KEY + B_SLOTS;
+const B_DELTA = B_KID + B_SLOTS;
 const B_GAP = B_DELTA + B_SLOTS;
 const B_GRP = B_GAP + B_SLOTS;
-const B_KID = B_GRP + B_GROUPS;
-const BRANCH_SIZE = B_KID + B_SLOTS;
+const BRANCH_SIZE = B_GRP + B_GROUPS;
 
 const CHUNK_BITS = 10;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -445,9 +449,10 @@ export class IovaTree<T extends Span> {
    * this: the item is built from the caller's bigints, and below 2^53 nothing is converted twice.
    */
   exactly(iova: bigint, last: bigint): T | undefined {
-    this.setKey(last);
+    // An unmap's addresses are new to the memo: split them without asking it first.
+    this.setNewKey(last);
     const lastNum = this.kA;
-    this.setKey(iova);
+    this.setNewKey(iova);
     if (lastNum >= EXACT) {
       const m = this.find(iova);
       return m !== undefined && m.iova === iova && m.last === last ? m : undefined;
@@ -468,7 +473,6 @@ export class IovaTree<T extends Span> {
     this.remember(id, i, item);
     return item;
   }
-
 
   /** Areas meeting [start, last], in address order. */
   *meeting(start: bigint, last: bigint): Generator<T> {
@@ -546,9 +550,9 @@ export class IovaTree<T extends Span> {
     this.stamp++;
     const v = this.lv(id);
     const o = this.lo(id);
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     // The first free slot (the one a remove freed last) takes the row.
-    const slot = v[o + L_SLOT + n]!;
+    const slot = (v[o + L_SLOT + n]! | 0);
     for (let j = o + n; j > o + i; j--) {
       v[j + L_KEY] = v[j + L_KEY - 1]!;
       v[j + L_SLOT] = v[j + L_SLOT - 1]!;
@@ -559,7 +563,7 @@ export class IovaTree<T extends Span> {
     this.count++;
     this.setSlotGap(v, o, slot, this.gapAt(id, i));
     // The area after the new one now has a smaller hole below it.
-    if (i + 1 <= n) this.setSlotGap(v, o, v[o + L_SLOT + i + 1]!, gapNum(v[o + L_KEY + i + 1]!, this.keyDelta(v, o, i + 1), lA, lD));
+    if (i + 1 <= n) this.setSlotGap(v, o, (v[o + L_SLOT + i + 1]! | 0), gapNum(v[o + L_KEY + i + 1]!, this.keyDelta(v, o, i + 1), lA, lD));
     else this.refreshFirstOfNext(id);
     if (i === 0) this.fixMin(true, id);
     if (n + 1 > L_CAP) this.splitLeaf(id, i);
@@ -587,8 +591,8 @@ export class IovaTree<T extends Span> {
     if (v[o + L_KEY + i] !== this.kA || this.keyDelta(v, o, i) !== this.kD) return undefined;
     const area = this.rowAt(id, i);
     this.stamp++;
-    const n = v[o + H_N]! - 1;
-    const slot = v[o + L_SLOT + i]!;
+    const n = (v[o + H_N]! | 0) - 1;
+    const slot = (v[o + L_SLOT + i]! | 0);
     for (let j = o + i; j < o + n; j++) {
       v[j + L_KEY] = v[j + L_KEY + 1]!;
       v[j + L_SLOT] = v[j + L_SLOT + 1]!;
@@ -599,11 +603,11 @@ export class IovaTree<T extends Span> {
     this.count--;
     this.setSlotGap(v, o, slot, -1);
     // The next area's hole grows to reach down to the area before the removed one.
-    if (i < n) this.setSlotGap(v, o, v[o + L_SLOT + i]!, this.gapAt(id, i));
+    if (i < n) this.setSlotGap(v, o, (v[o + L_SLOT + i]! | 0), this.gapAt(id, i));
     else this.refreshFirstOfNext(id);
     if (i === 0 && n > 0) this.fixMin(true, id);
     this.setLeafMax(v, o, id, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
-    if (n < L_MIN && v[o + H_PARENT]! >= 0) this.rebalance(true, id);
+    if (n < L_MIN && (v[o + H_PARENT]! | 0) >= 0) this.rebalance(true, id);
     this.codec.removed?.(area);
     return area;
   }
@@ -757,7 +761,7 @@ export class IovaTree<T extends Span> {
 
   /** Where entry i's row starts. */
   private rowAt0(o: number, v: Float64Array, i: number): number {
-    return o + L_ROW + v[o + L_SLOT + i]! * this.rs;
+    return o + L_ROW + (v[o + L_SLOT + i]! | 0) * this.rs;
   }
 
   private newLeaf(prev: number, next: number): number {
@@ -799,16 +803,21 @@ export class IovaTree<T extends Span> {
       this.kA = this.memoA1;
       this.kD = this.memoD1;
     } else {
-      const a = Number(k);
-      this.kA = a;
-      this.kD = deltaOf(k, a);
-      this.memoK1 = this.memoK0;
-      this.memoA1 = this.memoA0;
-      this.memoD1 = this.memoD0;
-      this.memoK0 = k;
-      this.memoA0 = a;
-      this.memoD0 = this.kD;
+      this.setNewKey(k);
     }
+  }
+
+  /** Splits k into the search key and remembers it. */
+  private setNewKey(k: bigint): void {
+    const a = Number(k);
+    this.kA = a;
+    this.kD = deltaOf(k, a);
+    this.memoK1 = this.memoK0;
+    this.memoA1 = this.memoA0;
+    this.memoD1 = this.memoD0;
+    this.memoK0 = k;
+    this.memoA0 = a;
+    this.memoD0 = this.kD;
   }
 
   /** Writes item as entry i, its row in `slot`, given its last split as (lA, lD) (the gap is the caller's). */
@@ -924,7 +933,7 @@ export class IovaTree<T extends Span> {
     if (next < 0) return;
     const v = this.lv(next);
     const o = this.lo(next);
-    this.setSlotGap(v, o, v[o + L_SLOT]!, this.gapAt(next, 0));
+    this.setSlotGap(v, o, (v[o + L_SLOT]! | 0), this.gapAt(next, 0));
     this.setLeafMax(v, o, next, maxOf(v, o + L_GRP, o + L_GRP + L_GROUPS));
   }
 
@@ -935,7 +944,7 @@ export class IovaTree<T extends Span> {
   private setLeafMax(v: Float64Array, o: number, id: number, m: number): void {
     if (v[o + H_MAX] === m) return;
     v[o + H_MAX] = m;
-    if (v[o + H_STALE] === 0 && v[o + H_PARENT]! >= 0) {
+    if (v[o + H_STALE] === 0 && (v[o + H_PARENT]! | 0) >= 0) {
       v[o + H_STALE] = 1;
       this.stale.push(id);
     }
@@ -954,11 +963,11 @@ export class IovaTree<T extends Span> {
       const v = this.lv(id);
       const o = this.lo(id);
       v[o + H_STALE] = 0;
-      const p = v[o + H_PARENT]!;
+      const p = (v[o + H_PARENT]! | 0);
       if (p < 0) continue;
       const pv = this.bv(p);
       const po = this.bo(p);
-      this.setMax(false, p, setChildGap(pv, po + B_GAP, po + B_GRP, v[o + H_PI]!, v[o + H_MAX]!, pv[po + H_N]!));
+      this.setMax(false, p, setChildGap(pv, po + B_GAP, po + B_GRP, (v[o + H_PI]! | 0), v[o + H_MAX]!, (pv[po + H_N]! | 0)));
     }
     stale.length = 0;
   }
@@ -970,7 +979,7 @@ export class IovaTree<T extends Span> {
     const kA = this.kA;
     const kD = this.kD;
     let lo = 0;
-    let hi = v[o + H_N]!;
+    let hi = (v[o + H_N]! | 0);
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const x = v[o + B_KEY + mid]!;
@@ -987,7 +996,7 @@ export class IovaTree<T extends Span> {
     const kA = this.kA;
     const kD = this.kD;
     let lo = 0;
-    let hi = v[o + H_N]!;
+    let hi = (v[o + H_N]! | 0);
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const x = v[o + L_KEY + mid]!;
@@ -1005,7 +1014,7 @@ export class IovaTree<T extends Span> {
       const id = this.fingerLeaf;
       const v = this.lv(id);
       const o = this.lo(id);
-      if (v[o + H_PREV]! < 0) return id;
+      if ((v[o + H_PREV]! | 0) < 0) return id;
       const first = v[o + L_KEY]!;
       if (first < kA || (first === kA && iovaDelta(v[this.rowAt0(o, v, 0) + R_META]!) <= kD)) return id;
     }
@@ -1017,14 +1026,14 @@ export class IovaTree<T extends Span> {
     for (let h = this.height; h > 0; h--) {
       const v = this.bv(id);
       const o = this.bo(id);
-      if (prefetch) touched += touch(v, o, BRANCH_SIZE);
+      if (prefetch) touched += touch(v, o, B_DELTA);
       const i = this.branchUB(v, o);
       // Child i (when there is one) is the first whose keys are all above the search key.
-      if (i < v[o + H_N]!) {
+      if (i < (v[o + H_N]! | 0)) {
         fenceA = v[o + B_KEY + i]!;
         fenceD = v[o + B_DELTA + i]!;
       }
-      id = v[o + B_KID + (i > 0 ? i - 1 : 0)]!;
+      id = (v[o + B_KID + (i > 0 ? i - 1 : 0)]! | 0);
     }
     const v = this.lv(id);
     const o = this.lo(id);
@@ -1055,12 +1064,12 @@ export class IovaTree<T extends Span> {
     const o = this.lo(id);
     let i = this.leafUB(id);
     if (i > 0 && v[o + L_KEY + i - 1] === this.kA && iovaDelta(v[this.rowAt0(o, v, i - 1) + R_META]!) === this.kD) i--;
-    if (i < v[o + H_N]!) {
+    if (i < (v[o + H_N]! | 0)) {
       this.hitLeaf = id;
       this.hitIdx = i;
       return true;
     }
-    const next = v[o + H_NEXT]!;
+    const next = (v[o + H_NEXT]! | 0);
     if (next < 0) return false;
     this.hitLeaf = next;
     this.hitIdx = 0;
@@ -1078,9 +1087,9 @@ export class IovaTree<T extends Span> {
       const v = this.lv(id);
       const o = this.lo(id);
       if (v[o + H_MAX]! < need) return false;
-      const n = v[o + H_N]!;
+      const n = (v[o + H_N]! | 0);
       for (let i = this.leafUB(id); i < n; i++) {
-        const g = v[o + L_GAP + v[o + L_SLOT + i]!]!;
+        const g = v[o + L_GAP + (v[o + L_SLOT + i]! | 0)]!;
         if (g < need) continue;
         // Both below 2^53: the floats are the exact values. Otherwise settle it exactly.
         if (!(g < EXACT && need < EXACT)) {
@@ -1097,11 +1106,11 @@ export class IovaTree<T extends Span> {
     const v = this.bv(id);
     const o = this.bo(id);
     if (v[o + H_MAX]! < need) return false;
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     const kidsAreLeaves = v[o + H_LEAFKIDS] === 1;
     const first = this.branchUB(v, o);
     for (let c = first > 0 ? first - 1 : 0; c < n; c++) {
-      if (v[o + B_GAP + c]! >= need && this.searchGap(kidsAreLeaves, v[o + B_KID + c]!, need, minSize)) return true;
+      if (v[o + B_GAP + c]! >= need && this.searchGap(kidsAreLeaves, (v[o + B_KID + c]! | 0), need, minSize)) return true;
     }
     return false;
   }
@@ -1115,12 +1124,12 @@ export class IovaTree<T extends Span> {
     for (;;) {
       if (v[o + H_MAX] === m) return;
       v[o + H_MAX] = m;
-      const p = v[o + H_PARENT]!;
+      const p = (v[o + H_PARENT]! | 0);
       if (p < 0) return;
-      const pi = v[o + H_PI]!;
+      const pi = (v[o + H_PI]! | 0);
       v = this.bv(p);
       o = this.bo(p);
-      m = setChildGap(v, o + B_GAP, o + B_GRP, pi, m, v[o + H_N]!);
+      m = setChildGap(v, o + B_GAP, o + B_GRP, pi, m, (v[o + H_N]! | 0));
     }
   }
 
@@ -1138,9 +1147,9 @@ export class IovaTree<T extends Span> {
       d = v[o + B_DELTA]!;
     }
     for (;;) {
-      const p = v[o + H_PARENT]!;
+      const p = (v[o + H_PARENT]! | 0);
       if (p < 0) return;
-      const pi = v[o + H_PI]!;
+      const pi = (v[o + H_PI]! | 0);
       v = this.bv(p);
       o = this.bo(p);
       v[o + B_KEY + pi] = a;
@@ -1162,7 +1171,7 @@ export class IovaTree<T extends Span> {
     v[o + B_GAP + i] = kv[ko + H_MAX]!;
     if (leafKid) {
       v[o + B_KEY + i] = kv[ko + L_KEY]!;
-      v[o + B_DELTA + i] = kv[ko + H_N]! > 0 ? iovaDelta(kv[this.rowAt0(ko, kv, 0) + R_META]!) : 0;
+      v[o + B_DELTA + i] = (kv[ko + H_N]! | 0) > 0 ? iovaDelta(kv[this.rowAt0(ko, kv, 0) + R_META]!) : 0;
     } else {
       v[o + B_KEY + i] = kv[ko + B_KEY]!;
       v[o + B_DELTA + i] = kv[ko + B_DELTA]!;
@@ -1181,8 +1190,8 @@ export class IovaTree<T extends Span> {
     const dO = this.lo(dst);
     const rs = this.rs;
     for (let j = 0; j < count; j++) {
-      const sSlot = sv[so + L_SLOT + from + j]!;
-      const dSlot = dv[dO + L_SLOT + to + j]!;
+      const sSlot = (sv[so + L_SLOT + from + j]! | 0);
+      const dSlot = (dv[dO + L_SLOT + to + j]! | 0);
       dv[dO + L_KEY + to + j] = sv[so + L_KEY + from + j]!;
       dv[dO + L_GAP + dSlot] = sv[so + L_GAP + sSlot]!;
       sv[so + L_GAP + sSlot] = -1;
@@ -1197,11 +1206,11 @@ export class IovaTree<T extends Span> {
     this.shape++;
     const v = this.lv(id);
     const o = this.lo(id);
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     let cut = n >> 1;
-    const next = v[o + H_NEXT]!;
+    const next = (v[o + H_NEXT]! | 0);
     if (next < 0 && insertedAt === n - 1) cut = L_FILL;
-    else if (v[o + H_PREV]! < 0 && insertedAt === 0) cut = n - L_FILL;
+    else if ((v[o + H_PREV]! | 0) < 0 && insertedAt === 0) cut = n - L_FILL;
     const right = this.newLeaf(id, next);
     if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = right;
     v[o + H_NEXT] = right;
@@ -1220,12 +1229,12 @@ export class IovaTree<T extends Span> {
   private splitBranch(id: number, insertedAt: number): void {
     const v = this.bv(id);
     const o = this.bo(id);
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     let cut = n >> 1;
     if (insertedAt === n - 1 && this.isEdge(id, true)) cut = B_FILL;
     else if (insertedAt === 0 && this.isEdge(id, false)) cut = n - B_FILL;
     const right = this.newBranch(v[o + H_LEAFKIDS] === 1);
-    for (let j = cut; j < n; j++) this.setChild(right, j - cut, v[o + B_KID + j]!);
+    for (let j = cut; j < n; j++) this.setChild(right, j - cut, (v[o + B_KID + j]! | 0));
     const rv = this.bv(right);
     const ro = this.bo(right);
     rv[ro + H_N] = n - cut;
@@ -1237,12 +1246,12 @@ export class IovaTree<T extends Span> {
 
   /** True when branch id is the last (rightmost) or first child at every level up to the root. */
   private isEdge(id: number, rightmost: boolean): boolean {
-    for (let v = this.bv(id), o = this.bo(id); v[o + H_PARENT]! >= 0; ) {
-      const p = v[o + H_PARENT]!;
-      const pi = v[o + H_PI]!;
+    for (let v = this.bv(id), o = this.bo(id); (v[o + H_PARENT]! | 0) >= 0; ) {
+      const p = (v[o + H_PARENT]! | 0);
+      const pi = (v[o + H_PI]! | 0);
       v = this.bv(p);
       o = this.bo(p);
-      if (pi !== (rightmost ? v[o + H_N]! - 1 : 0)) return false;
+      if (pi !== (rightmost ? (v[o + H_N]! | 0) - 1 : 0)) return false;
     }
     return true;
   }
@@ -1251,7 +1260,7 @@ export class IovaTree<T extends Span> {
   private addSibling(leaf: boolean, id: number, right: number): void {
     const nv = leaf ? this.lv(id) : this.bv(id);
     const no = leaf ? this.lo(id) : this.bo(id);
-    const p = nv[no + H_PARENT]!;
+    const p = (nv[no + H_PARENT]! | 0);
     if (p < 0) {
       const root = this.newBranch(leaf);
       this.setChild(root, 0, id);
@@ -1266,11 +1275,11 @@ export class IovaTree<T extends Span> {
     }
     const v = this.bv(p);
     const o = this.bo(p);
-    const n = v[o + H_N]!;
-    const at = nv[no + H_PI]! + 1;
+    const n = (v[o + H_N]! | 0);
+    const at = (nv[no + H_PI]! | 0) + 1;
     for (const base of [B_KEY, B_DELTA, B_GAP, B_KID]) v.copyWithin(o + base + at + 1, o + base + at, o + base + n);
     v[o + H_N] = n + 1;
-    for (let j = at + 1; j <= n; j++) this.setPi(leaf, v[o + B_KID + j]!, j);
+    for (let j = at + 1; j <= n; j++) this.setPi(leaf, (v[o + B_KID + j]! | 0), j);
     this.setChild(p, at, right);
     v[o + B_GAP + at - 1] = nv[no + H_MAX]!;
     const max = regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, n + 1);
@@ -1289,12 +1298,12 @@ export class IovaTree<T extends Span> {
     this.shape++;
     const nv = leaf ? this.lv(id) : this.bv(id);
     const no = leaf ? this.lo(id) : this.bo(id);
-    const p = nv[no + H_PARENT]!;
-    const pi = nv[no + H_PI]!;
+    const p = (nv[no + H_PARENT]! | 0);
+    const pi = (nv[no + H_PI]! | 0);
     const v = this.bv(p);
     const o = this.bo(p);
-    const left = pi > 0 ? v[o + B_KID + pi - 1]! : id;
-    const right = pi > 0 ? id : v[o + B_KID + pi + 1]!;
+    const left = pi > 0 ? (v[o + B_KID + pi - 1]! | 0) : id;
+    const right = pi > 0 ? id : (v[o + B_KID + pi + 1]! | 0);
     const leftPi = pi > 0 ? pi - 1 : pi;
     const rightN = leaf ? this.moveEntries(left, right) : this.moveKids(left, right);
     this.fixMin(leaf, left);
@@ -1307,11 +1316,11 @@ export class IovaTree<T extends Span> {
       if (leaf) this.leaves.release(right);
       else this.branches.release(right);
     }
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     this.setMax(false, p, regroup(v, o + B_GAP, o + B_GRP, B_GROUPS, 0, n));
     if (p === this.root) {
       if (n === 1) {
-        this.root = v[o + B_KID]!;
+        this.root = (v[o + B_KID]! | 0);
         this.height--;
         this.branches.release(p);
         if (leaf) this.lv(this.root)[this.lo(this.root) + H_PARENT] = -1;
@@ -1331,8 +1340,8 @@ export class IovaTree<T extends Span> {
     const lo = this.lo(left);
     const rv = this.lv(right);
     const ro = this.lo(right);
-    const ln = lv[lo + H_N]!;
-    const rn = rv[ro + H_N]!;
+    const ln = (lv[lo + H_N]! | 0);
+    const rn = (rv[ro + H_N]! | 0);
     const total = ln + rn;
     const keep = total <= L_CAP - L_MIN ? total : total >> 1;
     if (keep > ln) {
@@ -1357,7 +1366,7 @@ export class IovaTree<T extends Span> {
     lv[lo + H_MAX] = regroup(lv, lo + L_GAP, lo + L_GRP, L_GROUPS, 0, L_SLOTS);
     rv[ro + H_MAX] = regroup(rv, ro + L_GAP, ro + L_GRP, L_GROUPS, 0, L_SLOTS);
     if (total - keep === 0) {
-      const next = rv[ro + H_NEXT]!;
+      const next = (rv[ro + H_NEXT]! | 0);
       lv[lo + H_NEXT] = next;
       if (next >= 0) this.lv(next)[this.lo(next) + H_PREV] = left;
     }
@@ -1370,8 +1379,8 @@ export class IovaTree<T extends Span> {
     const lo = this.bo(left);
     const rv = this.bv(right);
     const ro = this.bo(right);
-    const ln = lv[lo + H_N]!;
-    const rn = rv[ro + H_N]!;
+    const ln = (lv[lo + H_N]! | 0);
+    const rn = (rv[ro + H_N]! | 0);
     const total = ln + rn;
     const keep = total <= B_CAP - B_MIN ? total : total >> 1;
     const kids = [...lv.subarray(lo + B_KID, lo + B_KID + ln), ...rv.subarray(ro + B_KID, ro + B_KID + rn)];
@@ -1388,10 +1397,10 @@ export class IovaTree<T extends Span> {
   private removeChild(b: number, i: number, leafKids: boolean): void {
     const v = this.bv(b);
     const o = this.bo(b);
-    const n = v[o + H_N]!;
+    const n = (v[o + H_N]! | 0);
     for (const base of [B_KEY, B_DELTA, B_GAP, B_KID]) v.copyWithin(o + base + i, o + base + i + 1, o + base + n);
     v[o + H_N] = n - 1;
-    for (let j = i; j < n - 1; j++) this.setPi(leafKids, v[o + B_KID + j]!, j);
+    for (let j = i; j < n - 1; j++) this.setPi(leafKids, (v[o + B_KID + j]! | 0), j);
     if (i === 0 && n > 1) this.fixMin(false, b);
   }
 }
