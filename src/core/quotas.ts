@@ -92,6 +92,11 @@ export class QuotaBook {
     undo?.push(() => (u.pinnedBytes -= bytes));
   }
 
+  /** The charge of pinned pages that went (their last mapping was removed). */
+  unpin(principalId: string, bytes: bigint): void {
+    this.usageOf(principalId).pinnedBytes -= bytes;
+  }
+
   private usageOf(principalId: string): Usage {
     // A map or unmap asks for the same principal's usage several times in a row.
     if (principalId === this.lastId) return this.lastUsage!;
