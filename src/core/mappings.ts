@@ -105,16 +105,27 @@ export class Mappings {
     const rules = this.rules();
     if (rules === 'iommufd') checkIommufdMapArgs(args);
     const space = this.space(caller, ioasId);
-    return this.deps.tx.run((undo) => this.mapOne(space, args, rules, undo), { actor: caller.id, action: 'ioas.map', target: space.auditTarget });
+    return this.deps.tx.run(
+      (undo) => {
+        const m = this.mapOne(space, args, rules, undo);
+        this.deps.port.insertMappings(space.id, [m]);
+        return m;
+      },
+      { actor: caller.id, action: 'ioas.map', target: space.auditTarget },
+    );
   }
 
-  /** Maps several areas, all or nothing: a refusal names the failing entry and nothing stays mapped. */
+  /**
+   * Maps several areas, all or nothing: a refusal names the failing entry and nothing stays mapped.
+   * Each entry is checked against the index as the ones before it left it; the rows are written
+   * together at the end, in one pass (multi-row statements), in the same transaction.
+   */
   mapBatch(caller: Caller, ioasId: number, batch: MapArgs[]): Mapping[] {
     const rules = this.rules();
     const space = this.space(caller, ioasId);
     return this.deps.tx.run(
-      (undo) =>
-        batch.map((args, i) => {
+      (undo) => {
+        const made = batch.map((args, i) => {
           try {
             if (rules === 'iommufd') checkIommufdMapArgs(args);
             return this.mapOne(space, args, rules, undo);
@@ -122,7 +133,10 @@ export class Mappings {
             if (err instanceof Error) err.message = `mappings[${i}]: ${err.message}`;
             throw err;
           }
-        }),
+        });
+        this.deps.port.insertMappings(space.id, made);
+        return made;
+      },
       { actor: caller.id, action: 'ioas.map-batch', target: space.auditTarget },
     );
   }
@@ -142,11 +156,13 @@ export class Mappings {
     return m;
   }
 
-  /** Puts a mapping in; `pin`: its pages are new and charged now (a map), else shared and charged already (a copy). */
+  /**
+   * Puts a mapping in memory (the caller writes its row); `pin`: its pages are new and charged now
+   * (a map), else shared and charged already (a copy).
+   */
   private add(space: IovaSpace, m: Mapping, undo: UndoLog, pin: boolean): void {
-    const { port, quotas, tx } = this.deps;
+    const { quotas, tx } = this.deps;
     tx.emit(new MappingEvent(space, m, false));
-    port.insertMapping(space.id, m);
     space.mappings.insert(m);
     m.pages.refs++;
     quotas.count(space.principalId, 'mappings', 1);
@@ -230,12 +246,14 @@ export class Mappings {
     return this.deps.tx.run(
       (undo) => {
         let at = iova;
-        return pieces.map((p) => {
+        const made = pieces.map((p) => {
           const m: Mapping = { iova: at, last: at + p.length - 1n, length: p.length, userAddress: p.userAddress, read: args.read, write: args.write, pages: p.pages };
           this.add(dst, m, undo, false);
           at += p.length;
           return m;
         });
+        this.deps.port.insertMappings(dst.id, made);
+        return made;
       },
       { actor: caller.id, action: 'ioas.copy', target: `ioas:${dstIoasId}` },
     );

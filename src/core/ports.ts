@@ -15,8 +15,11 @@ export interface TxPort {
 
 /** A committed change's events, in the same transaction (src/core/events.ts). */
 export interface EventPort {
-  /** Appends one event with its rendered state (null when the object is gone); answers its seq. */
-  appendEvent(event: CoreEvent, state: unknown): number;
+  /**
+   * Appends a change's events in order, each with its state as `stateOf` renders it (null when the
+   * object is gone), in one pass; answers the seq of the last one (0 when there are none).
+   */
+  appendEvents(events: readonly CoreEvent[], stateOf: (event: CoreEvent) => unknown): number;
 }
 
 /** One stored event as GET /v1/events delivers it. */
@@ -175,7 +178,8 @@ export interface IoasPort {
 }
 
 export interface MappingPort {
-  insertMapping(ioasId: number, m: Mapping): void;
+  /** Writes mappings of one ioas, in one pass (a batch map is one multi-row statement run per chunk). */
+  insertMappings(ioasId: number, ms: readonly Mapping[]): void;
   deleteMapping(ioasId: number, iova: bigint): void;
   /** Calls `sink` for every mapping, sorted by (ioas, iova): the start-up rebuild. */
   eachMapping(sink: MappingRowSink): void;

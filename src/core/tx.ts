@@ -49,6 +49,7 @@ export class Tx {
   private undo: UndoLog | null = null;
   private events: CoreEvent[] | null = null;
   private render: StateRenderer = () => null;
+  private readonly stateOf = (e: CoreEvent): unknown => (e.gone ? null : this.render(e));
   private readonly listeners = new Set<(lastSeq: number) => void>();
 
   constructor(private readonly port: TxPort & AuditPort & EventPort) {}
@@ -91,7 +92,7 @@ export class Tx {
           const detail = typeof audit.detail === 'function' ? (audit.detail as (r: T) => unknown)(result) : audit.detail;
           this.port.audit({ actor: audit.actor, action: audit.action, target, ...(detail === undefined ? {} : { detail }) });
         }
-        if (outermost) for (const e of events) lastSeq = this.port.appendEvent(e, e.gone ? null : this.render(e));
+        if (outermost && events.length > 0) lastSeq = this.port.appendEvents(events, this.stateOf);
         return result;
       });
       if (outermost && lastSeq > 0) for (const l of this.listeners) l(lastSeq);

@@ -1,6 +1,7 @@
 import type { CoreEvent } from '../core/events.js';
 import type { EventLogPort, EventPort, StoredEvent } from '../core/ports.js';
 import type { Db } from './database.js';
+import { MultiInsert } from './multi-insert.js';
 
 /** Codec of the `events` table: the state is JSON text (u64 values already hex strings), ids are text. */
 interface EventRow {
@@ -15,17 +16,14 @@ interface EventRow {
   state: string | null;
 }
 
+const EVENT_COLUMNS = 8;
+
 export const eventCodec = {
-  toRow: (e: CoreEvent, state: unknown, at: string): Omit<EventRow, 'seq'> => ({
-    at,
-    type: e.type,
-    object_kind: e.object.kind,
-    object_id: String(e.object.id),
-    scope: e.scope,
-    principal_id: e.principalId,
-    context_id: e.contextId,
-    state: state === null || state === undefined ? null : JSON.stringify(state),
-  }),
+  /** The columns (at, type, object_kind, object_id, scope, principal_id, context_id, state) of a new row. */
+  toValues: (e: CoreEvent, state: unknown, at: string): [string, string, string, string, string, string | null, string | null, string | null] => {
+    const object = e.object;
+    return [at, e.type, object.kind, String(object.id), e.scope, e.principalId, e.contextId, state === null || state === undefined ? null : JSON.stringify(state)];
+  },
   fromRow: (r: EventRow): StoredEvent => ({
     seq: r.seq,
     at: r.at,
@@ -43,14 +41,19 @@ const COLUMNS = 'seq, at, type, object_kind, object_id, scope, principal_id, con
 
 /** {@link EventPort} and {@link EventLogPort} on the `events` table. */
 export function eventStore(db: Db): EventPort & EventLogPort {
-  const insert = db.prepare(`INSERT INTO events (at, type, object_kind, object_id, scope, principal_id, context_id, state)
-    VALUES (@at, @type, @object_kind, @object_id, @scope, @principal_id, @context_id, @state)`);
+  const insert = new MultiInsert(db, 'INSERT INTO events (at, type, object_kind, object_id, scope, principal_id, context_id, state)', EVENT_COLUMNS);
   const after = db.prepare(`SELECT ${COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`);
   const bounds = db.prepare('SELECT min(seq) AS oldest, max(seq) AS newest FROM events');
   const lastEver = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").pluck();
   const prune = db.prepare('DELETE FROM events WHERE seq <= ?');
   return {
-    appendEvent: (e, state) => Number(insert.run(eventCodec.toRow(e, state, new Date().toISOString())).lastInsertRowid),
+    appendEvents(events, stateOf) {
+      // One change, one moment: its events share the time.
+      const at = new Date().toISOString();
+      const values: unknown[] = [];
+      for (const e of events) values.push(...eventCodec.toValues(e, stateOf(e), at));
+      return insert.run(values, events.length);
+    },
     eventsAfter: (seq, limit) => (after.all(seq, limit) as EventRow[]).map(eventCodec.fromRow),
     eventBounds() {
       const b = bounds.get() as { oldest: number | null; newest: number | null };

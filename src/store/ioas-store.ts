@@ -1,6 +1,7 @@
 import type { Mapping } from '../core/model.js';
 import type { IoasPort, MappingPort, MappingRowSink, StoredIoas } from '../core/ports.js';
 import type { Db } from './database.js';
+import { MultiInsert } from './multi-insert.js';
 import { decodeRanges, decodeU64, encodeRanges, encodeU64 } from './values.js';
 
 /** Codec of the `ioas` table: allowed ranges are a JSON column. */
@@ -20,6 +21,8 @@ export const ioasCodec = {
  * Codec of the `mappings` table: u64 columns offset by -2^63 (order kept), read/write and the pinned
  * pages' writability as flag bits, and the pages' size only when it differs from the mapping's (a copy).
  */
+const MAPPING_COLUMNS = 7;
+
 export const mappingCodec = {
   toRow(ioasId: number, m: Mapping): [number, bigint, bigint, bigint, number, number, bigint | null] {
     const flags = (m.read ? 1 : 0) | (m.write ? 2 : 0) | (m.pages.writable ? 4 : 0);
@@ -43,7 +46,6 @@ export function ioasStore(db: Db): IoasPort & MappingPort {
     deleteIoasMappings: p('DELETE FROM mappings WHERE ioas_id = ?'),
     deleteIoas: p('DELETE FROM ioas WHERE id = ?'),
     listIoas: p('SELECT id, context_id, allowed_ranges, created_at FROM ioas'),
-    insertMapping: p('INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id, pages_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     deleteMapping: p('DELETE FROM mappings WHERE ioas_id = ? AND iova = ?'),
     // The statement reads integers as BigInt (u64 columns); the small ones are cast to REAL so they
     // arrive as plain numbers: a restart reads a million rows and every BigInt is an allocation.
@@ -52,6 +54,7 @@ export function ioasStore(db: Db): IoasPort & MappingPort {
       .raw()
       .safeIntegers(true),
   };
+  const insertMappings = new MultiInsert(db, 'INSERT INTO mappings (ioas_id, iova, length, user_address, flags, pages_id, pages_bytes)', MAPPING_COLUMNS);
   return {
     insertIoas: (i) => void s.insertIoas.run(ioasCodec.toRow(i)),
     setAllowedRanges: (ioasId, ranges) => void s.setAllowed.run(encodeRanges(ranges), ioasId),
@@ -60,7 +63,11 @@ export function ioasStore(db: Db): IoasPort & MappingPort {
       s.deleteIoas.run(id);
     },
     listIoas: () => (s.listIoas.all() as IoasRow[]).map(ioasCodec.fromRow),
-    insertMapping: (ioasId, m) => void s.insertMapping.run(...mappingCodec.toRow(ioasId, m)),
+    insertMappings(ioasId, ms) {
+      const values: unknown[] = [];
+      for (const m of ms) values.push(...mappingCodec.toRow(ioasId, m));
+      insertMappings.run(values, ms.length);
+    },
     deleteMapping: (ioasId, iova) => void s.deleteMapping.run(ioasId, encodeU64(iova)),
     eachMapping(sink) {
       for (const r of s.listMappings.iterate() as Iterable<[number, bigint, bigint, bigint, number, number, bigint | null]>) mappingCodec.fromRow(r, sink);

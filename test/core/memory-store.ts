@@ -153,11 +153,13 @@ export function memoryStore(): Store & { tables(): Tables } {
       t.mappings.delete(id);
     },
     listIoas: () => [...t.ioas.values()].map(plain),
-    insertMapping(ioasId, m) {
+    insertMappings(ioasId, ms) {
       let rows = t.mappings.get(ioasId);
       if (!rows) t.mappings.set(ioasId, (rows = new Map()));
-      if (rows.has(m.iova)) throw new Error(`mapping at ${m.iova} exists`);
-      rows.set(m.iova, [m.iova, m.length, m.userAddress, m.read, m.write, m.pages.id, m.pages.bytes, m.pages.writable]);
+      for (const m of ms) {
+        if (rows.has(m.iova)) throw new Error(`mapping at ${m.iova} exists`);
+        rows.set(m.iova, [m.iova, m.length, m.userAddress, m.read, m.write, m.pages.id, m.pages.bytes, m.pages.writable]);
+      }
     },
     deleteMapping: (ioasId, iova) => void t.mappings.get(ioasId)?.delete(iova),
     eachMapping(sink) {
@@ -183,20 +185,22 @@ export function memoryStore(): Store & { tables(): Tables } {
     listBindings: () => [...t.bindings.values()].map(plain),
     listPasids: () => [...t.pasids.values()].map(plain),
     // events and idempotency
-    appendEvent(e, state) {
-      const seq = ++t.lastSeq;
-      t.events.push({
-        seq,
-        at: new Date(0).toISOString(),
-        type: e.type,
-        objectKind: e.object.kind,
-        objectId: String(e.object.id),
-        scope: e.scope,
-        principalId: e.principalId,
-        contextId: e.contextId,
-        state: state === null || state === undefined ? null : JSON.stringify(state),
-      });
-      return seq;
+    appendEvents(events, stateOf) {
+      for (const e of events) {
+        const state = stateOf(e);
+        t.events.push({
+          seq: ++t.lastSeq,
+          at: new Date(0).toISOString(),
+          type: e.type,
+          objectKind: e.object.kind,
+          objectId: String(e.object.id),
+          scope: e.scope,
+          principalId: e.principalId,
+          contextId: e.contextId,
+          state: state === null || state === undefined ? null : JSON.stringify(state),
+        });
+      }
+      return events.length > 0 ? t.lastSeq : 0;
     },
     eventsAfter: (seq, limit) => t.events.filter((e) => e.seq > seq).slice(0, limit).map(plain),
     eventBounds: () => (t.events.length ? { oldest: t.events[0]!.seq, newest: t.events[t.events.length - 1]!.seq } : { oldest: t.lastSeq + 1, newest: t.lastSeq }),
