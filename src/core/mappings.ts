@@ -162,23 +162,17 @@ export class Mappings {
    */
   private add(space: IovaSpace, m: Mapping, undo: UndoLog, pin: boolean): void {
     const { quotas, tx } = this.deps;
-    tx.emit(new MappingEvent(space, m, false));
+    const change = new MappingChange(space, m, false, quotas, pin);
+    tx.emit(change);
     space.mappings.insert(m);
     m.pages.refs++;
     quotas.count(space.principalId, 'mappings', 1);
     if (pin) quotas.pin(space.principalId, m.pages.bytes);
-    // One undo step for the whole of it.
-    undo.push(() => {
-      space.mappings.remove(m.iova);
-      m.pages.refs--;
-      quotas.count(space.principalId, 'mappings', -1);
-      if (pin) quotas.unpin(space.principalId, m.pages.bytes);
-    });
+    undo.push(change);
   }
 
   private remove(space: IovaSpace, m: Mapping, undo: UndoLog): void {
     const { port, quotas, tx } = this.deps;
-    tx.emit(new MappingEvent(space, m, true));
     port.deleteMapping(space.id, m.iova);
     space.mappings.remove(m.iova);
     quotas.count(space.principalId, 'mappings', -1);
@@ -186,12 +180,9 @@ export class Mappings {
     // The last mapping of pinned memory: its charge goes (a copy shares the source's charge).
     const released = m.pages.refs === 0;
     if (released) quotas.unpin(m.pages.principalId, m.pages.bytes);
-    undo.push(() => {
-      if (released) quotas.pin(m.pages.principalId, m.pages.bytes);
-      m.pages.refs++;
-      quotas.count(space.principalId, 'mappings', 1);
-      space.mappings.insert(m);
-    });
+    const change = new MappingChange(space, m, true, quotas, released);
+    tx.emit(change);
+    undo.push(change);
   }
 
   /** Removes every mapping of an address space (its destroy; type1: the last group left the container). */
@@ -294,11 +285,12 @@ export class Mappings {
 }
 
 /**
- * One event per mapping made or removed (a batch, an unmap of many, a destroy: one each, in order).
- * Built lazily: a map or unmap only records the space, the mapping and which way; the id (a bigint
- * in hex) and the detail are made when the event log or a dry run's effects read them.
+ * A mapping made or removed, as one record that is both the change's event (one per mapping: a
+ * batch, an unmap of many, a destroy: one each, in order) and its undo step. A map or unmap only
+ * records the space, the mapping, which way and whether pinned pages were charged or released by it;
+ * the event's id (a bigint in hex) and detail are made when the event log or a dry run reads them.
  */
-class MappingEvent implements CoreEvent {
+class MappingChange implements CoreEvent {
   readonly scope = 'owner';
   private obj: CoreEvent['object'] | undefined;
 
@@ -306,7 +298,26 @@ class MappingEvent implements CoreEvent {
     private readonly space: IovaSpace,
     readonly subject: Mapping,
     readonly gone: boolean,
+    private readonly quotas: QuotaBook,
+    /** Made: its pages were charged by it (a map, not a copy). Removed: their charge went with it. */
+    private readonly charged: boolean,
   ) {}
+
+  /** Puts memory back as it was before this change (UndoLog). */
+  undo(): void {
+    const { space, subject: m, quotas } = this;
+    if (this.gone) {
+      if (this.charged) quotas.pin(m.pages.principalId, m.pages.bytes);
+      m.pages.refs++;
+      quotas.count(space.principalId, 'mappings', 1);
+      space.mappings.insert(m);
+    } else {
+      space.mappings.remove(m.iova);
+      m.pages.refs--;
+      quotas.count(space.principalId, 'mappings', -1);
+      if (this.charged) quotas.unpin(space.principalId, m.pages.bytes);
+    }
+  }
 
   get type(): string {
     return this.gone ? 'mapping.removed' : 'mapping.created';

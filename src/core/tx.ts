@@ -1,15 +1,18 @@
 import type { CoreEvent } from './events.js';
 import type { AuditPort, EventPort, TxPort } from './ports.js';
 
+/** The inverse of one memory change: a function, or a record that undoes itself (no closure per change). */
+export type UndoStep = (() => void) | { undo(): void };
+
 /**
  * Memory changes made during a mutation, undone in reverse when the mutation (or its commit) fails,
  * so memory always equals the database. Nested transactions share the outer log and roll back to
  * their own mark.
  */
 export class UndoLog {
-  private readonly steps: (() => void)[] = [];
+  private readonly steps: UndoStep[] = [];
 
-  push(step: () => void): void {
+  push(step: UndoStep): void {
     this.steps.push(step);
   }
 
@@ -20,7 +23,11 @@ export class UndoLog {
 
   /** Undoes every step after `mark`, newest first. */
   rollbackTo(mark = 0): void {
-    for (let i = this.steps.length - 1; i >= mark; i--) this.steps[i]!();
+    for (let i = this.steps.length - 1; i >= mark; i--) {
+      const step = this.steps[i]!;
+      if (typeof step === 'function') step();
+      else step.undo();
+    }
     this.steps.length = mark;
   }
 }
