@@ -16,11 +16,14 @@ import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } 
  * a remove followed by an insert nearby touches few and warm cache lines. Branches hold up to 63
  * children.
  *
- * At a million areas the cost is cache misses, not work. A descent into a big tree first reads every
- * cache line of each node it visits, independently (touch), so the misses overlap instead of
- * following the binary search one by one; and a map or unmap, whose calls (find the area, check the
- * overlap, remove, insert) all land on one leaf, descends once: the tree remembers the last leaf and
- * the key range it covers (the finger).
+ * At a million areas the cost is cache misses, not work. A descent into a big tree first reads the
+ * cache lines of each node it will search, independently (touch: a branch's keys and children, a
+ * leaf's columns), so the misses overlap instead of following the binary search one by one; and a
+ * map or unmap, whose calls (find the area, check the overlap, remove, insert) all land on one leaf,
+ * searches once: the tree remembers the last leaf and the key range it covers (the finger), the
+ * entry it last handed out (a remove that follows an exact lookup takes it from there) and the place
+ * an overlap check found free (an insert that follows it goes there). Counts, slots and node ids are
+ * read as int32, so the index arithmetic of the hot loops stays integer.
  *
  * Each u64 is kept as the float64 nearest to it with its small correction packed into `meta`
  * (u64-float.ts), so addresses below 2^53 never touch BigInt and the exact value is always there.
@@ -30,7 +33,9 @@ import { compareSplit, DELTA_CODES, deltaOf, EXACT, joinU64, unzigzag, zigzag } 
  * Lowest-fitting-hole search (IOVA auto-allocation) is O(log n): every area keeps the size of the hole
  * just below it ("gap", as the float64 nearest to it) and every node the largest gap beneath it.
  * Rounding is monotonic, so `gap >= len` implies `Number(gap) >= Number(len)` and pruning on the float
- * never skips a real fit; candidates are then checked exactly.
+ * never skips a real fit; candidates are then checked exactly. A leaf's own maxima are always exact;
+ * the branches learn a leaf's new largest gap when a search (or a split or merge) needs them
+ * (settleGaps), so a fixed map or unmap does not walk to the root and back.
  */
 export interface Span {
   readonly iova: bigint;
