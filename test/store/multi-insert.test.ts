@@ -32,7 +32,7 @@ describe('MultiInsert', () => {
   it('writes every row in order, in chunks of powers of two, each statement prepared once', () => {
     const db = table();
     const seen = counting(db);
-    const insert = new MultiInsert(db, 'INSERT INTO t (a, b)', 2, 512);
+    const insert = new MultiInsert(db, 'INSERT INTO t (a, b)', 2, { maxRows: 512 });
     expect(insert.run(rows(0, 1000), 1000)).toBe(1000);
     expect(seen.runs).toEqual([512, 256, 128, 64, 32, 8]);
     expect(insert.run(rows(1000, 1300), 1300)).toBe(2300);
@@ -54,7 +54,7 @@ describe('MultiInsert', () => {
     const columns = 300;
     const db = new Database(':memory:');
     db.exec(`CREATE TABLE w (${Array.from({ length: columns }, (_, i) => `c${i} INTEGER`).join(', ')})`);
-    const insert = new MultiInsert(db, `INSERT INTO w (${Array.from({ length: columns }, (_, i) => `c${i}`).join(', ')})`, columns, 4096);
+    const insert = new MultiInsert(db, `INSERT INTO w (${Array.from({ length: columns }, (_, i) => `c${i}`).join(', ')})`, columns, { maxRows: 4096 });
     const count = 200;
     insert.run(Array.from({ length: count * columns }, (_, i) => i), count);
     expect(db.prepare('SELECT count(*) FROM w').pluck().get()).toBe(count);
@@ -63,10 +63,18 @@ describe('MultiInsert', () => {
     expect(128 * columns).toBeGreaterThan(MAX_VARIABLES);
   });
 
+  it('binds named values once per statement for every row', () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE e (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT, owner TEXT, x INTEGER, kind2 TEXT)');
+    const insert = new MultiInsert(db, 'INSERT INTO e (kind, owner, x, kind2)', 1, { row: '(@kind, @owner, ?, @kind)', named: 2, maxRows: 4 });
+    expect(insert.run([1, 2, 3, 4, 5, 6, 7], 7, { kind: 'k', owner: 'o' })).toBe(7);
+    expect(db.prepare('SELECT kind, owner, x, kind2 FROM e ORDER BY id').raw().all()).toEqual(Array.from({ length: 7 }, (_, i) => ['k', 'o', i + 1, 'k']));
+  });
+
   it('in a transaction, a row refused in a later chunk leaves nothing of the earlier ones', () => {
     const db = table();
     db.prepare("INSERT INTO t (a, b) VALUES (900, 'there')").run();
-    const insert = new MultiInsert(db, 'INSERT INTO t (a, b)', 2, 512);
+    const insert = new MultiInsert(db, 'INSERT INTO t (a, b)', 2, { maxRows: 512 });
     // Rows 0..999: the chunk of 256 (512..767) passes, the one of 128 (768..895) too, the one of 64 holds 900.
     expect(() => db.transaction(() => insert.run(rows(0, 1000), 1000))()).toThrow(/UNIQUE/);
     expect(db.prepare('SELECT a FROM t').pluck().all()).toEqual([900]);
