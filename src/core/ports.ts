@@ -10,7 +10,12 @@ import type { ContextRecord, Device, GroupRecord, HostWarning, HwptRecord, Iommu
 
 /** Atomicity: everything `fn` writes commits together, or nothing does when it throws. */
 export interface TxPort {
+  /** Inside {@link begin}'s transaction, a savepoint: a throw rolls back only what `fn` wrote. */
   transaction<T>(fn: () => T): T;
+  /** Opens the transaction a group of changes shares (group commit, see core/tx.ts). */
+  begin(): void;
+  /** Commits it; when the commit fails, the store has rolled everything back before it throws. */
+  commit(): void;
 }
 
 /** A committed change's events, in the same transaction (src/core/events.ts). */
