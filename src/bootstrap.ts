@@ -1,3 +1,4 @@
+import { backupDatabase, type BackupFile } from './store/backup.js';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { checkInvariants, type CheckReport } from './core/check.js';
@@ -37,6 +38,8 @@ export interface Services extends Core {
   hostScan: (() => TopologyDocument) | null;
   /** Every invariant over memory and the database (GET /v1/system/check). */
   check(): CheckReport;
+  /** A consistent copy of the database in a file of its own (GET /v1/system/backup); commits what is open first. */
+  backup(): BackupFile;
 }
 
 /**
@@ -82,7 +85,12 @@ export function bootstrap(options: BootstrapOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     contexts.reapExpired();
-    return { ...core, db, store, adminTokenFile, hostScan: options.hostScan ?? null, check: () => checkInvariants(core, () => createCore(store, coreOptions), store) };
+    return { ...core, db, store, adminTokenFile, hostScan: options.hostScan ?? null, check: () => checkInvariants(core, () => createCore(store, coreOptions), store),
+      backup: () => {
+        core.tx.flush();
+        return backupDatabase(db);
+      },
+    };
   } catch (err) {
     db.close();
     throw err;

@@ -1,3 +1,5 @@
+import { createReadStream, statSync } from 'node:fs';
+import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { iommuOut } from '../../schemas/topology.js';
 import { VERSION } from '../../version.js';
@@ -76,5 +78,31 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async () => app.ioasd.check(),
+  );
+
+  app.get(
+    '/system/backup',
+    {
+      preHandler: adminOnly,
+      schema: {
+        ...op('system', 'backupDatabase', 'A consistent copy of the whole database, taken live (admin): an SQLite file to keep, restore by stopping the server and putting it in place'),
+        response: { 200: z.string().meta({ description: 'application/vnd.sqlite3: the database file (SQLite VACUUM INTO, compacted, every committed change up to the request)' }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const file = app.ioasd.backup();
+      const { size } = statSync(file.path);
+      const stream = createReadStream(file.path);
+      // The copy exists only for this answer: it goes once sent, or once the client is gone.
+      stream.on('close', () => file.done());
+      request.log.info({ bytes: size }, 'database backup sent');
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      return reply
+        .type('application/vnd.sqlite3')
+        .header('content-length', size)
+        .header('content-disposition', `attachment; filename="ioasd-${stamp}.db"`)
+        .header('cache-control', 'no-store')
+        .send(stream as unknown as string); // a stream: the schema only documents the body, it never serializes it
+    },
   );
 };
