@@ -170,7 +170,7 @@ function compare(
     const note = `${side.label}: the load generator used up to ${fmt(busiest * 100)}% of its CPU (near 100%, it, not the server, set the pace)`;
     if (busiest > 0.9 && !loaderNotes.includes(note)) loaderNotes.push(note);
     const stolen = rs.flatMap((r) => (r.othersCpu === undefined ? [] : [r.othersCpu]));
-    const shared = `${side.label}: other processes took ~${fmt(median(stolen) * 100)}% of the server's CPU during its rounds (a shared machine: noisy)`;
+    const shared = `${side.label}: other processes used ~${fmt(median(stolen) * 100)}% of the server's CPU during its rounds (a shared machine: noisy)`;
     if (stolen.length > 0 && median(stolen) > 0.1 && !loaderNotes.includes(shared)) loaderNotes.push(shared);
   }
   const m = (rs: LoadResult[], key: 'p50' | 'p99') => ms(median(rs.map((r) => r[key])));
