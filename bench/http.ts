@@ -84,7 +84,7 @@ let keyRun = 0;
  * moment of rest, so the next side starts on an idle CPU.
  */
 async function settle(server: Server): Promise<void> {
-  await fetch(`${server.url}/healthz`).then((r) => r.arrayBuffer());
+  await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(120_000) }).then((r) => r.arrayBuffer());
   await new Promise((resolve) => setTimeout(resolve, 250));
 }
 
@@ -128,7 +128,7 @@ async function once(loader: Loader, side: Side, headers: Record<string, string>,
   return r;
 }
 
-const rate = (r: LoadResult, per = 1) => `${fmt(r.rate * per)}`;
+const rate = (r: LoadResult) => fmt(r.rate);
 
 /** Warm-up, then `settings.rounds` rounds, every side once per round, the order reversed each round. */
 async function measure(group: string, loader: Loader, sides: Side[], headers: Record<string, string>): Promise<Results> {
