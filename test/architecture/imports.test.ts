@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -21,9 +21,7 @@ function graph(): Map<string, { local: string[]; external: string[] }> {
     const external: string[] = [];
     for (const m of readFileSync(file, 'utf8').matchAll(IMPORT)) {
       const spec = m[1]!;
-      // A `.js` import is a TypeScript module, or one of the page's browser modules (http/ui/*.js).
-      const ts = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
-      if (spec.startsWith('.')) local.push(relative(SRC, existsSync(ts) ? ts : resolve(dirname(file), spec)));
+      if (spec.startsWith('.')) local.push(relative(SRC, resolve(dirname(file), spec.replace(/\.js$/, '.ts'))));
       else external.push(spec);
     }
     out.set(relative(SRC, file), { local, external });
@@ -45,24 +43,6 @@ describe('architecture: http -> core <- store', () => {
       if (!file.startsWith('core/')) continue;
       for (const l of local) if (!l.startsWith('core/')) offences.push(`${file} -> ${l}`);
       for (const e of external) offences.push(`${file} -> ${e}`);
-    }
-    expect(offences).toEqual([]);
-  });
-
-  it("ioasctl is a client: it imports its own modules and the page's browser modules, which import only each other", () => {
-    const offences: string[] = [];
-    for (const [file, { local }] of g) {
-      if (!file.startsWith('cli/')) continue;
-      for (const l of local) if (!l.startsWith('cli/') && !/^http\/ui\/[a-z-]+\.js$/.test(l)) offences.push(`${file} -> ${l}`);
-    }
-    expect(offences).toEqual([]);
-    // The one explanation of a device (why.js) is the page's, used by ioasctl why.
-    expect(g.get('cli/why.ts')?.local).toContain('http/ui/why.js');
-    const ui = join(SRC, 'http', 'ui');
-    for (const name of readdirSync(ui).filter((n) => n.endsWith('.js'))) {
-      for (const m of readFileSync(join(ui, name), 'utf8').matchAll(IMPORT)) {
-        if (!/^\.\/[a-z-]+\.js$/.test(m[1]!)) offences.push(`http/ui/${name} -> ${m[1]}`);
-      }
     }
     expect(offences).toEqual([]);
   });
