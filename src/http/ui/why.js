@@ -386,12 +386,9 @@ export function explain(facts, options = {}) {
   }
 
   const notes = [];
-  if (!dryRun && (group !== null || !groupFirst)) {
-    notes.push(
-      contextId === null
-        ? `You have no context, so the server was not asked: create one first (${say.createContext}).`
-        : 'The server was not asked.',
-    );
+  // Without a context there is nothing to dry-run in (group-first without a group has nothing to open).
+  if (!dryRun && contextId === null && (group !== null || !groupFirst)) {
+    notes.push(`You have no context, so the server was not asked: create one first (${say.createContext}).`);
   }
 
   // Isolation warnings of the group and its devices, each once, then the host's.
