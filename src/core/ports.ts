@@ -61,13 +61,13 @@ export interface IdempotencyPort {
   expireIdempotency(before: number): number;
 }
 
-/** Reads of the inventory the ownership rules need. */
+/** Reads of the inventory the ownership rules need (answered from memory: core/inventory-state.ts). */
 export interface InventoryReadPort {
   getIommu(): Iommu;
   getGroup(id: number): GroupRecord | undefined;
   getDevice(id: string): Device | undefined;
-  devicesInGroup(groupId: number): Device[];
-  childrenOf(deviceId: string): Device[];
+  devicesInGroup(groupId: number): readonly Device[];
+  childrenOf(deviceId: string): readonly Device[];
 }
 
 export interface InventoryPort extends InventoryReadPort {
@@ -98,6 +98,8 @@ export interface StoredPrincipal extends Principal {
 
 export interface PrincipalPort {
   listPrincipals(): Principal[];
+  /** Every principal's token hash (start-up: memory takes them with the principals). */
+  listTokenHashes(): { id: string; tokenHash: string }[];
   getPrincipal(id: string): Principal | undefined;
   findPrincipalByTokenHash(hash: string): Principal | undefined;
   principalNameTaken(name: string, exceptId?: string): boolean;
