@@ -19,7 +19,8 @@ export interface CheckReport {
 /**
  * Every invariant the service promises, re-derived from the database and from memory and compared
  * (SPEC 10): one owner per group, no owner beside a kernel-DMA driver, clearances, no overlapping
- * mappings, pinned-byte and quota totals, references, and memory equal to the database. `rebuild`
+ * mappings, pinned-byte and quota totals, references, and memory equal to the database (the objects,
+ * and what reads are answered from: the inventory, group views, system summary, principals). `rebuild`
  * makes a fresh core from the store (as a restart would), which is what "the database" means in
  * memory's terms. Reads only. The property tests and the crash test use it too.
  */

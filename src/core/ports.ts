@@ -70,6 +70,7 @@ export interface InventoryReadPort {
   childrenOf(deviceId: string): readonly Device[];
 }
 
+/** The inventory's tables: read at start-up into memory (inventory-state.ts), then written through. */
 export interface InventoryPort extends InventoryReadPort {
   /** False until a topology was first loaded into this database. */
   hasTopology(): boolean;
