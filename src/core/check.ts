@@ -74,7 +74,7 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
       for (const d of members.filter(isKernelDma)) v('no-kernel-dma-beside-owner', `group ${groupId}`, `${d.id} is on kernel driver ${d.driver}`);
     }
     for (const ctx of ctxs) {
-      const clearances = store.getPrincipal(principalOf.get(ctx) ?? '')?.clearances ?? [];
+      const clearances = fromDb.memory.principals.get(principalOf.get(ctx) ?? '')?.clearances ?? [];
       for (const d of members) if (d.label !== null && !clearances.includes(d.label)) v('clearance', `group ${groupId}`, `context ${ctx} is not cleared for ${d.label} of ${d.id}`);
     }
   }
