@@ -56,14 +56,14 @@ export function bootstrap(options: BootstrapOptions): Services {
     if (options.topology) {
       // A document without iommu keeps the current capabilities, or on a new database the demo's
       // (a typical x86 IOMMU: 4K/2M/1G pages, 48-bit aperture, the MSI window reserved).
-      const iommu = store.hasTopology() ? store.getIommu() : fromDocument(demoTopology()).topology.iommu;
+      const iommu = inventory.hasTopology() ? inventory.iommu() : fromDocument(demoTopology()).topology.iommu;
       const incoming = fromDocument(options.topology, iommu);
       // Reloading the same inventory is a no-op, so a restart with owned devices is not refused.
-      const unchanged = store.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
+      const unchanged = inventory.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
       // A host that changed while ioasd was down is taken over like a rescan (labels kept, owned devices guarded).
-      if (!unchanged && options.hostScan && store.hasTopology()) core.rescan.apply(incoming.topology, null);
+      if (!unchanged && options.hostScan && inventory.hasTopology()) core.rescan.apply(incoming.topology, null);
       else if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
-    } else if (!store.hasTopology()) {
+    } else if (!inventory.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }
     // An explicit --policy applies like PUT /system/policy (refused while anything is held); without

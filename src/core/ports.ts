@@ -66,15 +66,16 @@ export interface IdempotencyPort {
   expireIdempotency(before: number): number;
 }
 
-/** Reads of the inventory the ownership rules need. */
+/** Reads of the inventory the ownership rules need (answered from memory: core/inventory-state.ts). */
 export interface InventoryReadPort {
   getIommu(): Iommu;
   getGroup(id: number): GroupRecord | undefined;
   getDevice(id: string): Device | undefined;
-  devicesInGroup(groupId: number): Device[];
-  childrenOf(deviceId: string): Device[];
+  devicesInGroup(groupId: number): readonly Device[];
+  childrenOf(deviceId: string): readonly Device[];
 }
 
+/** The inventory's tables: read at start-up into memory (inventory-state.ts), then written through. */
 export interface InventoryPort extends InventoryReadPort {
   /** False until a topology was first loaded into this database. */
   hasTopology(): boolean;
@@ -103,6 +104,8 @@ export interface StoredPrincipal extends Principal {
 
 export interface PrincipalPort {
   listPrincipals(): Principal[];
+  /** Every principal's token hash (start-up: memory takes them with the principals). */
+  listTokenHashes(): { id: string; tokenHash: string }[];
   getPrincipal(id: string): Principal | undefined;
   findPrincipalByTokenHash(hash: string): Principal | undefined;
   principalNameTaken(name: string, exceptId?: string): boolean;

@@ -44,6 +44,7 @@ export function principalStore(db: Db): PrincipalPort & Cache {
   const p = (sql: string) => db.prepare(sql);
   const s = {
     list: p(`SELECT ${PRINCIPAL_COLUMNS} FROM principals ORDER BY created_at, id`),
+    tokenHashes: p('SELECT id, token_hash AS tokenHash FROM principals ORDER BY id'),
     get: p(`SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE id = ?`),
     byToken: p(`SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE token_hash = ?`),
     nameTaken: p('SELECT 1 FROM principals WHERE name = ? AND id IS NOT ?').pluck(),
@@ -70,6 +71,7 @@ export function principalStore(db: Db): PrincipalPort & Cache {
   return {
     dropCache,
     listPrincipals: () => (s.list.all() as PrincipalRow[]).map(principalCodec.fromRow),
+    listTokenHashes: () => s.tokenHashes.all() as { id: string; tokenHash: string }[],
     getPrincipal: get,
     findPrincipalByTokenHash(hash) {
       if (!byToken.has(hash)) {

@@ -136,6 +136,7 @@ export function memoryStore(): Store & { tables(): Tables; failNextCommit(err: E
     },
     // principals
     listPrincipals: () => sortedBy(t.principals.values(), (p) => `${p.createdAt}\u0000${p.id}`).map((p) => principalOf(p)!),
+    listTokenHashes: () => sortedBy(t.principals.values(), (p) => p.id).map((p) => ({ id: p.id, tokenHash: p.tokenHash })),
     getPrincipal: (id) => principalOf(t.principals.get(id)),
     findPrincipalByTokenHash: (hash) => principalOf([...t.principals.values()].find((p) => p.tokenHash === hash)),
     principalNameTaken: (name, exceptId) => [...t.principals.values()].some((p) => p.name === name && p.id !== exceptId),

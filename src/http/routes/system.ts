@@ -1,6 +1,8 @@
 import { createReadStream, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import type { SystemSummary } from '../../core/system-view.js';
 import { iommuOut } from '../../schemas/topology.js';
 import { VERSION } from '../../version.js';
 import { op } from '../schemas/common.js';
@@ -13,19 +15,22 @@ import { adminOnly, caller } from '../auth.js';
 import { DryRunQuery, IdempotencyHeaders, mutate } from '../mutation.js';
 
 export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { store, inventory, engine, contexts, quotas, objects } = app.ioasd;
+  const { system, engine, contexts, quotas, objects } = app.ioasd;
   const principalOut = views(app.ioasd).principal;
+  // The summary is the same object until something it shows changes: its answer is made once per change.
+  let last: { summary: SystemSummary; answer: z.output<typeof SystemOutput> } | null = null;
+  const systemOut = (summary: SystemSummary): z.output<typeof SystemOutput> => {
+    if (last?.summary !== summary) {
+      const { policy, iommu, counts, warnings } = summary;
+      last = { summary, answer: { version: VERSION, policy, iommu: iommuOut(iommu), counts, warnings } };
+    }
+    return last.answer;
+  };
 
   app.get(
     '/system',
     { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities, counts and a summary of isolation warnings'), response: { 200: SystemOutput, ...problemResponses(401) } } },
-    async () => ({
-      version: VERSION,
-      policy: engine.policy,
-      iommu: iommuOut(store.getIommu()),
-      counts: { ...inventory.counts(), principals: store.listPrincipals().length },
-      warnings: inventory.warningSummary(),
-    }),
+    async () => systemOut(system.summary()),
   );
 
   app.put(
