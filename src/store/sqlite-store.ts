@@ -23,18 +23,17 @@ export type SqliteStore = Store;
 export function sqliteStore(db: Db): SqliteStore {
   const principals = principalStore(db);
   const system = systemStore(db);
-  const caches: Cache[] = [principals, system];
+  const caches: Cache[] = [system];
   // better-sqlite3 builds the wrapper (and its savepoint variants for nesting) once, not per call.
   // Inside an open transaction (group commit's begin), the wrapper runs as a savepoint.
   const runInTransaction = db.transaction((fn: () => unknown) => fn());
   const begin = db.prepare('BEGIN IMMEDIATE');
   const commit = db.prepare('COMMIT');
   const rollback = db.prepare('ROLLBACK');
-  const { dropCache: _principals, ...principalPort } = principals;
   const { dropCache: _system, ...systemPort } = system;
   return {
     ...inventoryStore(db),
-    ...principalPort,
+    ...principals,
     ...systemPort,
     ...auditStore(db),
     ...contextStore(db),

@@ -1,7 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { z } from 'zod';
 import type { SystemSummary } from '../../core/system-view.js';
 import { iommuOut } from '../../schemas/topology.js';
 import { VERSION } from '../../version.js';
