@@ -2,43 +2,71 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
-import { followEvents, SseParser, StreamRefused } from '../../src/http/ui/sse.js';
+import { followEvents, SseParser, StreamRefused, type SseMessage } from '../../src/http/ui/sse.js';
 
 /** The page's event-stream client: the parser on any chunking, and the follower against a real server. */
 
 describe('SseParser', () => {
-  const event = fc.record({
-    id: fc.option(fc.stringMatching(/^[0-9a-z-]{1,8}$/), { nil: undefined }),
-    event: fc.option(fc.stringMatching(/^[a-z]{1,6}(\.[a-z-]{1,8})?$/), { nil: undefined }),
-    // Data lines hold no CR or LF of their own; several lines join with LF.
-    data: fc.array(fc.string({ unit: fc.constantFrom('a', 'b', ' ', ':', '{', '}', '"', 'é', '€') }), { minLength: 1, maxLength: 3 }),
-    comment: fc.boolean(),
-  });
+  // One block of the stream: an event (data lines, maybe an id, a type, a retry, a comment before
+  // it), or an id alone (no event, the position moves; an empty id clears it).
+  const block = fc.oneof(
+    fc.record({
+      kind: fc.constant('event' as const),
+      id: fc.option(fc.stringMatching(/^[0-9a-z-]{1,8}$/), { nil: undefined }),
+      idLast: fc.boolean(),
+      event: fc.option(fc.stringMatching(/^[a-z]{1,6}(\.[a-z-]{1,8})?$/), { nil: undefined }),
+      // Data lines hold no CR or LF of their own; several lines join with LF.
+      data: fc.array(fc.string({ unit: fc.constantFrom('a', 'b', ' ', ':', '{', '}', '"', 'é', '€', '\uFEFF') }), { minLength: 1, maxLength: 3 }),
+      retry: fc.option(fc.nat({ max: 99_999 }), { nil: undefined }),
+      comment: fc.option(fc.stringMatching(/^[a-z -]{0,12}$/), { nil: undefined }),
+    }),
+    fc.record({ kind: fc.constant('id' as const), id: fc.stringMatching(/^[0-9a-z-]{0,8}$/) }),
+  );
 
-  it('reads the same events whatever the line endings and however the text is cut', () => {
+  it('reads the same events, comments, last event id and retry whatever the line ends, BOM and cuts; the id moves only when its event is complete', () => {
     fc.assert(
-      fc.property(fc.array(event, { maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\r'), fc.array(fc.nat(), { maxLength: 8 }), (events, eol, cuts) => {
-        let text = '';
-        let lastId = '';
-        const expected = [];
-        for (const e of events) {
-          if (e.comment) text += `: keep-alive${eol}`;
-          if (e.id !== undefined) text += `id: ${e.id}${eol}`;
-          if (e.event !== undefined) text += `event:${e.event}${eol}`;
-          for (const line of e.data) text += `data: ${line}${eol}`;
+      fc.property(fc.array(block, { maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\r'), fc.boolean(), fc.string({ maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (blocks, eol, bom, startId, cuts) => {
+        let text = bom ? '\uFEFF' : '';
+        let lastId = startId;
+        let retry: number | null = null;
+        const expected: SseMessage[] = [];
+        const comments: string[] = [];
+        // Where each block is dispatched (just past the CR or LF ending its empty line), and the id then.
+        const dispatched: { at: number; id: string }[] = [];
+        for (const b of blocks) {
+          if (b.kind === 'id') {
+            text += `id: ${b.id}${eol}`;
+            lastId = b.id;
+          } else {
+            if (b.comment !== undefined) {
+              text += `: ${b.comment}${eol}`;
+              comments.push(b.comment);
+            }
+            if (b.id !== undefined && !b.idLast) text += `id: ${b.id}${eol}`;
+            if (b.event !== undefined) text += `event:${b.event}${eol}`;
+            for (const line of b.data) text += `data: ${line}${eol}`;
+            if (b.retry !== undefined) text += `retry: ${b.retry}${eol}`;
+            if (b.id !== undefined && b.idLast) text += `id:${b.id}${eol}`;
+            if (b.id !== undefined) lastId = b.id;
+            if (b.retry !== undefined) retry = b.retry;
+            expected.push({ id: lastId, event: b.event ?? 'message', data: b.data.join('\n') });
+          }
+          dispatched.push({ at: text.length + 1, id: lastId });
           text += eol;
-          if (e.id !== undefined) lastId = e.id;
-          expected.push({ id: lastId, event: e.event ?? 'message', data: e.data.join('\n') });
         }
         const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-        const parser = new SseParser();
-        const got = [];
+        const seen: string[] = [];
+        const parser = new SseParser({ lastEventId: startId, onComment: (c) => seen.push(c) });
+        const got: SseMessage[] = [];
         let from = 0;
         for (const p of [...points, text.length]) {
           got.push(...parser.feed(text.slice(from, p)));
           from = p;
+          expect(parser.lastEventId).toBe(dispatched.filter((d) => d.at <= p).at(-1)?.id ?? startId);
         }
         expect(got).toEqual(expected);
+        expect(seen).toEqual(comments);
+        expect(parser.retry).toBe(retry);
       }),
     );
   });
@@ -50,13 +78,34 @@ describe('SseParser', () => {
     // No data: nothing is dispatched, and the event type does not leak into the next event.
     expect(p.feed('event: lonely\n\ndata: x\n\n')).toEqual([{ id: '', event: 'message', data: 'x' }]);
     // An id with NUL is ignored; retry takes digits only; unknown fields are ignored.
-    expect(p.feed('id: 7\n\nid: a\u0000b\nretry: 2500\nretry: soon\nfoo: bar\ndata: y\n\n')).toEqual([{ id: '7', event: 'message', data: 'y' }]);
+    expect(p.feed('id: 7\n\nid: a\u0000b\nretry: 2500\nretry: soon\nretry: -1\nfoo: bar\ndata: y\n\n')).toEqual([{ id: '7', event: 'message', data: 'y' }]);
     expect(p.retry).toBe(2500);
     // A CR at the end of a chunk, then the LF of the same CRLF.
     expect(p.feed('data: z\r')).toEqual([]);
     expect(p.feed('')).toEqual([]);
     expect(p.feed('\n\r')).toEqual([{ id: '7', event: 'message', data: 'z' }]);
     expect(p.feed('\n')).toEqual([]);
+    // Line ends may be mixed; only the first character of the stream may be a BOM that is dropped.
+    expect(p.feed('data: a\r\ndata: \uFEFFb\rid: 8\n\r\n')).toEqual([{ id: '8', event: 'message', data: 'a\n\uFEFFb' }]);
+  });
+
+  it("an id alone moves the position without an event (ioasd's connect line); an empty id clears it", () => {
+    const p = new SseParser({ lastEventId: '3' });
+    expect(p.feed(': connected\nid: 42\n\n')).toEqual([]);
+    expect(p.lastEventId).toBe('42');
+    // An event without an id of its own carries the last one.
+    expect(p.feed('event: reset\ndata: {}\n\n')).toEqual([{ id: '42', event: 'reset', data: '{}' }]);
+    expect(p.feed('data: no id\nid\n\n')).toEqual([{ id: '', event: 'message', data: 'no id' }]);
+    expect(p.lastEventId).toBe('');
+  });
+
+  it('a stream cut inside an event leaves the position before it, so a resumption asks for that event again', () => {
+    const p = new SseParser({ lastEventId: '5' });
+    expect(p.feed('id: 6\nevent: context.created\ndata: {"seq":6}\n')).toEqual([]);
+    expect(p.lastEventId).toBe('5');
+    // A resumed stream starts with an empty buffer but the position it resumed from.
+    const resumed = new SseParser({ lastEventId: p.lastEventId });
+    expect(resumed.feed('data: no id yet\n\n')).toEqual([{ id: '5', event: 'message', data: 'no id yet' }]);
   });
 });
 

@@ -6,35 +6,58 @@
  */
 
 /**
- * Incremental text/event-stream parser: feed() it decoded text in any chunking (lines end with CRLF,
- * LF or CR), it answers the complete events, `{id, event, data}`, in order. `id` is the last event
- * id seen so far (it carries over to later events without one, as the standard says).
+ * The event-stream parser, as the HTML standard's EventSource interprets a stream: feed() it decoded
+ * text in any chunking (a line may end with CRLF, LF or CR, and a chunk may end anywhere, between
+ * the CR and LF of one line end too); it answers the events the text completes, `{id, event, data}`,
+ * in order, and keeps a trailing partial line for the next chunk.
+ *
+ * - One U+FEFF (BOM) at the very start of the stream is dropped.
+ * - A line starting with `:` is a comment (the server's `: keep-alive`): no event, handed to
+ *   `onComment` without its one leading space.
+ * - `field: value` (one space after the colon is dropped, a second is kept; a line without a colon
+ *   is a field with an empty value): `data` lines join with LF, `event` names the type (`message`
+ *   when none), `id` sets the last event id unless it holds NUL (an empty id clears it), `retry`
+ *   with digits only sets {@link SseParser#retry}, anything else is ignored.
+ * - An empty line dispatches: the last event id takes the id seen so far even when there is no data
+ *   (`id: 42` alone moves the position without an event, as ioasd says where a stream starts), then
+ *   an event is answered if there was data; the event type and data start again either way.
+ * - `lastEventId` changes only on dispatch, so a connection cut inside an event never resumes after
+ *   an event that was not delivered. It carries over to later events without an id of their own.
  */
 export class SseParser {
-  constructor() {
-    this.buffer = '';
-    this.afterCR = false;
-    this.lastEventId = '';
+  /**
+   * @param {{ lastEventId?: string, onComment?: (text: string) => void }} [options] `lastEventId`:
+   *   the position a resumed stream starts from (what the reconnection sent as Last-Event-ID).
+   */
+  constructor({ lastEventId = '', onComment } = {}) {
+    /** The last event id: what a reconnection sends as Last-Event-ID ('' for none). */
+    this.lastEventId = lastEventId;
+    /** The reconnection time the stream asked for (`retry:`), in ms, or null. */
     this.retry = null;
-    this.reset();
-  }
-
-  reset() {
+    this.onComment = onComment;
+    this.idBuffer = lastEventId;
     this.eventType = '';
     this.data = [];
+    this.buffer = '';
+    this.started = false;
+    this.afterCR = false;
   }
 
   /** Parses what `text` completes; a trailing partial line waits for the next chunk. */
   feed(text) {
     const out = [];
-    const s = this.buffer + text;
-    if (s === '') return out;
-    let i = 0;
+    if (text === '') return out;
+    if (!this.started) {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
     // The previous chunk ended with a CR: a LF starting this one is the rest of that CRLF.
-    if (this.afterCR && s.charCodeAt(0) === 10) i = 1;
+    if (this.afterCR && text.charCodeAt(0) === 10) text = text.slice(1);
     this.afterCR = false;
-    let start = i;
-    for (; i < s.length; i++) {
+    const s = this.buffer + text;
+    let start = 0;
+    // The kept partial line holds no line end: scan only the new text.
+    for (let i = this.buffer.length; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
       this.line(s.slice(start, i), out);
@@ -49,22 +72,27 @@ export class SseParser {
   }
 
   line(line, out) {
-    if (line === '') {
-      if (this.data.length > 0) {
-        out.push({ id: this.lastEventId, event: this.eventType || 'message', data: this.data.join('\n') });
-      }
-      this.reset();
+    if (line === '') return this.dispatch(out);
+    if (line.charCodeAt(0) === 58) {
+      this.onComment?.(line.startsWith(': ') ? line.slice(2) : line.slice(1));
       return;
     }
-    if (line.startsWith(':')) return; // a comment: keep-alives
     const colon = line.indexOf(':');
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'event') this.eventType = value;
-    else if (field === 'data') this.data.push(value);
-    else if (field === 'id' && !value.includes('\0')) this.lastEventId = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.eventType = value;
+    else if (field === 'id') {
+      if (!value.includes('\0')) this.idBuffer = value;
+    } else if (field === 'retry' && /^[0-9]+$/.test(value)) this.retry = Number(value);
+  }
+
+  dispatch(out) {
+    this.lastEventId = this.idBuffer;
+    if (this.data.length > 0) out.push({ id: this.lastEventId, event: this.eventType || 'message', data: this.data.join('\n') });
+    this.eventType = '';
+    this.data = [];
   }
 }
 
@@ -117,8 +145,7 @@ export async function followEvents({ url, token, onEvent, onOpen, onStatus, sign
       delay = retryMs;
       onStatus?.('live');
       await onOpen?.({ resumed: last !== '' });
-      const parser = new SseParser();
-      parser.lastEventId = last;
+      const parser = new SseParser({ lastEventId: last });
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
         const { value, done } = await reader.read();
