@@ -1,10 +1,14 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { followEvents, SseParser, StreamRefused, type SseMessage } from '../../src/http/ui/sse.js';
 
-/** The page's event-stream client: the parser on any chunking, and the follower against a real server. */
+/**
+ * The one event-stream client (the page's, and ioasctl events'): the parser on any chunking, the
+ * follower against a real server and against a plain HTTP server that misbehaves on purpose.
+ */
 
 describe('SseParser', () => {
   // One block of the stream: an event (data lines, maybe an id, a type, a retry, a comment before
@@ -170,6 +174,35 @@ describe('followEvents against the server', () => {
     expect(seen.map((e) => e.id)).toEqual(seqs.map(String));
   });
 
+  it('a drop before any event resumes from the position the stream started at: no re-listing, nothing missed', async () => {
+    const base = await serve();
+    const opens: { resumed: boolean; lastEventId: string }[] = [];
+    const seen: { id: string; data: { state: { name: string } } }[] = [];
+    const abort = new AbortController();
+    const done = followEvents({
+      url: `${base}/v1/events`,
+      token: ADMIN,
+      signal: abort.signal,
+      retryMs: 20,
+      onOpen: (o) => void opens.push(o),
+      onEvent: (e) => void seen.push(e as (typeof seen)[number]),
+    });
+    await until(() => opens.length === 1);
+    // The server said where the stream starts (`id: N` alone); the stream drops before any event.
+    const start = app!.ioasd.store.eventBounds().newest;
+    for (const s of app!.eventHub.subscribers) s.reply.raw.destroy();
+    const res = await fetch(`${base}/v1/contexts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'while-away' }) });
+    expect(res.status).toBe(201);
+    await until(() => seen.length === 1);
+    abort.abort();
+    await done;
+    expect(opens).toEqual([
+      { resumed: false, lastEventId: '' },
+      { resumed: true, lastEventId: String(start) },
+    ]);
+    expect(seen.map((e) => [e.id, e.data.state.name])).toEqual([[String(start + 1), 'while-away']]);
+  });
+
   it('stops with StreamRefused on a refused token, and resolves when aborted', async () => {
     const base = await serve();
     const refused = await followEvents({ url: `${base}/v1/events`, token: 'wrong-token-0123456789', onEvent: () => {} }).catch((e: unknown) => e);
@@ -184,5 +217,92 @@ describe('followEvents against the server', () => {
     await open;
     abort.abort();
     await expect(done).resolves.toBeUndefined();
+  });
+});
+
+describe('followEvents against a server that misbehaves on purpose', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    server = undefined;
+  });
+
+  /** A plain HTTP server answering each request with `answer`; it records every request's headers. */
+  async function serve(answer: (req: IncomingMessage, res: ServerResponse, n: number) => void): Promise<{ url: string; requests: IncomingMessage['headers'][] }> {
+    const requests: IncomingMessage['headers'][] = [];
+    server = createServer((req, res) => {
+      requests.push(req.headers);
+      answer(req, res, requests.length);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`, requests };
+  }
+
+  const stream = (res: ServerResponse, text: string) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(text);
+  };
+
+  it('retries 429 and 5xx, drops a silent connection, honours retry:, resumes from an id sent alone, and delivers nothing after an abort', async () => {
+    const { url, requests } = await serve((req, res, n) => {
+      if (n === 1) res.writeHead(429, { 'content-type': 'application/problem+json' }).end('{"errno":"EAGAIN","detail":"slow down"}');
+      else if (n === 2) res.writeHead(503).end('busy');
+      // Where the stream starts (CRLF, a BOM, a retry), then nothing more: not even a keep-alive.
+      else if (req.headers['last-event-id'] === undefined) stream(res, '\uFEFF: connected\r\nretry: 5\r\nid: 10\r\n\r\n');
+      // Resumed: two events in one write, and a third in another.
+      else {
+        stream(res, 'id: 11\nevent: a\ndata: {"n":1}\n\nid: 12\nevent: a\ndata: {"n":2}\n\n');
+        setTimeout(() => res.write('id: 13\nevent: a\ndata: {"n":3}\n\n'), 50);
+      }
+    });
+    const statuses: [string, string?, number?][] = [];
+    const seen: unknown[] = [];
+    const abort = new AbortController();
+    await followEvents({
+      url,
+      token: 'T',
+      headers: { 'x-extra': 'yes' },
+      signal: abort.signal,
+      retryMs: 10,
+      idleMs: 300,
+      onStatus: (s, info) => void statuses.push(info ? [s, (info.error as Error | undefined)?.message, info.retryInMs] : [s]),
+      onEvent: (e) => {
+        seen.push(e);
+        abort.abort();
+      },
+    });
+    expect(seen).toEqual([{ id: '11', event: 'a', data: { n: 1 } }]);
+    // Backing off from 10 ms; an answered connection starts again from the stream's `retry:`.
+    expect(statuses.filter(([s]) => s === 'disconnected')).toEqual([
+      ['disconnected', 'event stream answered HTTP 429: slow down', 10],
+      ['disconnected', 'event stream answered HTTP 503: busy', 20],
+      ['disconnected', 'no data for 0.3 s', 5],
+    ]);
+    expect(statuses.at(-1)).toEqual(['closed']);
+    const last = requests.at(-1)!;
+    expect(last['last-event-id']).toBe('10');
+    expect(requests.every((h) => h.authorization === 'Bearer T' && h['x-extra'] === 'yes' && h.accept === 'text/event-stream')).toBe(true);
+    expect(requests.slice(0, 3).map((h) => h['last-event-id'])).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('a refusal with a text body ends it with that body; an error thrown by a callback ends it too, without retrying', async () => {
+    const { url, requests } = await serve((_req, res, n) => {
+      if (n === 1) res.writeHead(403, { 'content-type': 'text/plain' }).end('go away');
+      else stream(res, 'id: 1\ndata: x\n\n');
+    });
+    const refused = await followEvents({ url, onEvent: () => {} }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StreamRefused);
+    expect(refused).toMatchObject({ status: 403, body: 'go away' });
+
+    const failed = await followEvents({
+      url,
+      retryMs: 10,
+      onEvent: () => {
+        throw new Error('handler bug');
+      },
+    }).catch((e: unknown) => e);
+    expect((failed as Error).message).toBe('handler bug');
+    expect(requests).toHaveLength(2);
   });
 });

@@ -28,16 +28,30 @@ export class StreamRefused extends Error {
   body: unknown;
 }
 
+export type FollowStatus = 'connecting' | 'reconnecting' | 'live' | 'disconnected' | 'closed';
+
+export interface DropInfo {
+  error: unknown;
+  retryInMs: number;
+}
+
 export interface FollowOptions {
   url: string;
+  /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /** Added to every request. */
+  headers?: Record<string, string>;
   onEvent(event: { id: string; event: string; data: unknown }): void | Promise<void>;
-  onOpen?(info: { resumed: boolean }): void | Promise<void>;
-  onStatus?(status: 'connecting' | 'reconnecting' | 'live' | 'disconnected' | 'closed'): void;
+  onOpen?(info: { resumed: boolean; lastEventId: string }): void | Promise<void>;
+  /** `info` comes with 'disconnected': `error` is undefined when the server ended the stream; the next try is in `retryInMs`. */
+  onStatus?(status: FollowStatus, info?: DropInfo): void | Promise<void>;
   signal?: AbortSignal;
+  /** Where to start: sent as Last-Event-ID ('' for what happens next). */
   lastEventId?: string;
   retryMs?: number;
   maxRetryMs?: number;
+  /** A connection silent this long is dropped and resumed (default 45 s; 0: never). */
+  idleMs?: number;
   fetchImpl?: typeof fetch;
 }
 
