@@ -1,8 +1,10 @@
 /**
  * Server-sent events over fetch(), for a stream that needs an Authorization header (EventSource
- * cannot send one). The parser follows the HTML standard's event-stream interpretation; the
- * follower reconnects with Last-Event-ID so no event is lost across a dropped connection.
- * Runs as is in a browser and in Node 20 (both have fetch, ReadableStream and TextDecoderStream).
+ * cannot send one): the one client of GET /v1/events, run by the topology page and by `ioasctl
+ * events` (its types for TypeScript are in sse.d.ts). The parser follows the HTML standard's
+ * event-stream interpretation; the follower reconnects with Last-Event-ID so no event is lost
+ * across a dropped connection. It imports nothing, so it runs as is in a browser and in Node 20
+ * (both have fetch, ReadableStream and TextDecoderStream).
  */
 
 /**
