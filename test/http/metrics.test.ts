@@ -92,3 +92,30 @@ describe('refusal counter', () => {
     expect(text).not.toMatch(/ioasd_refusals_total\{[^}]*route="\/v1\/contexts"/);
   });
 });
+
+describe('request durations', () => {
+  it('http_request_duration_seconds counts routed requests by method, route pattern and status; HEAD, OPTIONS and unknown paths are left out', async () => {
+    await t.app.inject({ url: '/healthz' });
+    await t.app.inject({ url: '/healthz' });
+    await t.app.inject({ method: 'HEAD', url: '/healthz' });
+    await t.app.inject({ method: 'OPTIONS', url: '/healthz' });
+    await t.admin({ url: '/v1/ioas/41' });
+    await t.admin({ url: '/v1/nowhere' });
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    expect(text).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(await sample('http_request_duration_seconds_count', { method: 'GET', route: '/healthz', status_code: '200' })).toBe(2);
+    expect(await sample('http_request_duration_seconds_count', { method: 'GET', route: '/v1/ioas/:id', status_code: '404' })).toBe(1);
+    expect(await sample('http_request_duration_seconds_bucket', { le: '+Inf', method: 'GET', route: '/healthz', status_code: '200' })).toBe(2);
+    const sum = await sample('http_request_duration_seconds_sum', { method: 'GET', route: '/healthz', status_code: '200' });
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(60);
+    expect(text).not.toMatch(/http_request_duration_seconds\w*\{[^}]*method="(HEAD|OPTIONS)"/);
+    expect(text).not.toContain('/v1/nowhere');
+    expect(text).not.toContain('/v1/ioas/41');
+  });
+
+  it('the process and runtime metrics of prom-client are there', async () => {
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds']) expect(text).toContain(`# TYPE ${name} `);
+  });
+});
