@@ -4,10 +4,11 @@ import type { ObjectTable } from '../../core/objects.js';
 import type { Principals } from '../../core/principals.js';
 import type { QuotaBook } from '../../core/quotas.js';
 import type { WireErrno } from '../errno-status.js';
+import { registerRequestDurations } from './request-durations.js';
 
 /**
  * Prometheus metrics at /metrics (SPEC 10): fastify-metrics' endpoint and prom-client's process and
- * runtime metrics, `http_request_duration_seconds` (see {@link registerRequestDurations}), and the
+ * runtime metrics, `http_request_duration_seconds` (request-durations.ts), and the
  * service's own:
  * - gauges of what each principal holds, computed when scraped from the object table and the quota
  *   book (never kept up to date by hand in handlers, so they cannot drift from the state they describe);
@@ -20,37 +21,12 @@ export async function metrics(app: FastifyInstance): Promise<void> {
   await app.register(metricsPlugin.default, {
     endpoint: { url: '/metrics', schema: { hide: true }, logLevel: 'warn' } as never,
     clearRegisterOnInit: true,
-    // The request histogram is registered below: fastify-metrics' own takes two hooks, a WeakMap
-    // entry and a timer per request, a tenth of the work of a GET /healthz.
+    // The request histogram is request-durations.ts: fastify-metrics' own takes two hooks, a
+    // WeakMap entry, a timer and prom-client's label checks per request, a tenth of a GET /healthz.
     routeMetrics: { enabled: false },
   });
   registerRequestDurations(app);
   registerDomainMetrics(app);
-}
-
-/** Methods fastify-metrics leaves out of the request histogram; this one does the same. */
-const UNMEASURED_METHODS = new Set(['HEAD', 'OPTIONS', 'TRACE', 'CONNECT']);
-
-/**
- * `http_request_duration_seconds{method, route, status_code}`, the histogram fastify-metrics
- * keeps (same name, help, labels and prom-client's default buckets; only routed requests, by
- * route pattern), observed in one callback hook from the time Fastify itself measures for the
- * `request completed` log line. A histogram only: Prometheus aggregates it across instances, and
- * a summary's client-side quantiles cost time on every request.
- */
-function registerRequestDurations(app: FastifyInstance): void {
-  const durations = new app.metrics.client.Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'request duration in seconds',
-    labelNames: ['method', 'route', 'status_code'],
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url;
-    if (route !== undefined && !UNMEASURED_METHODS.has(request.method)) {
-      durations.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
-    }
-    done();
-  });
 }
 
 /** Per-principal totals, from one pass over the services' state. */
