@@ -12,7 +12,7 @@ const CENSOR = '[redacted]';
 export function createLogger(level: string, destination?: DestinationStream): FastifyBaseLogger {
   if (destination) return pino({ level }, redacting(destination));
   if (process.stdout.isTTY) return pino({ level }, redacting(pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', sync: true })));
-  return pino({ level }, oneWritePerTurn(fdDestination({ dest: 1, sync: false })));
+  return pino({ level }, oneWritePerTurn(fdDestination({ dest: 1, sync: true })));
 }
 
 const hasSecret = (text: string): boolean => text.includes('"token"') || text.includes('uthorization"');
@@ -44,11 +44,12 @@ interface Flushable extends DestinationStream {
 }
 
 /**
- * The lines of one event-loop turn, redacted together, handed to sonic-boom as one string.
- * sonic-boom appends each write to its pending text and measures that text's UTF-8 length every
- * time, so under load (two lines a request, many requests a turn) a write costs more the more is
- * pending; one write a turn measures once. Still asynchronous, as pino's default destination is;
- * what is pending is written out synchronously when the process exits.
+ * The lines of one event-loop turn, redacted together, handed to sonic-boom as one write: one
+ * write(2) a turn, however many requests the turn answered, where pino's default destination
+ * (asynchronous sonic-boom) appends every line to its pending text and measures that text's UTF-8
+ * length each time, a cost that grows with what is pending. The write is synchronous, so memory
+ * stays bounded and what is pending when the process exits (a refused start's fatal line) is
+ * written before it does; a log reader that stops reading holds the service up instead.
  */
 export function oneWritePerTurn(out: Flushable): Flushable {
   let pending: string[] = [];
