@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { bootstrap, type BootstrapOptions, type Services } from './bootstrap.js';
 import { registerErrorHandling } from './http/errors.js';
 import { eventStateRenderer } from './http/event-state.js';
@@ -12,6 +12,7 @@ import { openapiPlugin } from './http/plugins/openapi.js';
 import type { RateLimit } from './http/plugins/rate-limit.js';
 import { echoRequestId, requestId } from './http/plugins/request-id.js';
 import { routes } from './http/routes/index.js';
+import { responseSerializerCompiler } from './http/serializer.js';
 
 export interface AppOptions extends BootstrapOptions {
   /** A pino logger (see logger.ts); without one the app logs nothing (tests). */
@@ -58,7 +59,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   if (services.adminTokenFile) app.log.info({ file: services.adminTokenFile }, 'admin token written (mode 0600)');
 
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(responseSerializerCompiler);
   registerErrorHandling(app);
   registerHygiene(app, limits);
   await openapiPlugin(app);

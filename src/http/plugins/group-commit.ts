@@ -12,20 +12,21 @@ import { problem } from '../errors.js';
  */
 export function groupCommit(app: FastifyInstance): void {
   const { tx } = app.ioasd;
-  app.addHook('onSend', async (request, reply, payload) => {
+  // A callback hook, not an async one: most answers find no group open and pass straight through.
+  app.addHook('onSend', (request, reply, payload, done) => {
     const group = tx.pending;
-    if (!group) return payload;
-    try {
-      await group.durable;
-      return payload;
-    } catch (err) {
-      if (!(err instanceof CommitFailed)) throw err;
-      request.log.error({ err: err.cause }, 'commit failed: the group of changes was undone');
-      const p = problem(request, 'EIO', err.message);
-      for (const name of ['location', 'etag', 'idempotent-replayed']) reply.removeHeader(name);
-      reply.code(p.status).header('content-type', 'application/problem+json').header('retry-after', '1');
-      return JSON.stringify(p);
-    }
+    if (!group) return done(null, payload);
+    group.durable.then(
+      () => done(null, payload),
+      (err: unknown) => {
+        if (!(err instanceof CommitFailed)) return done(err as Error);
+        request.log.error({ err: err.cause }, 'commit failed: the group of changes was undone');
+        const p = problem(request, 'EIO', err.message);
+        for (const name of ['location', 'etag', 'idempotent-replayed']) reply.removeHeader(name);
+        reply.code(p.status).header('content-type', 'application/problem+json').header('retry-after', '1');
+        done(null, JSON.stringify(p));
+      },
+    );
   });
   tx.groupCommits((flush) => setImmediate(flush));
 }
