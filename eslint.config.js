@@ -35,6 +35,17 @@ export default tseslint.config(
     },
   },
   {
+    // ioasctl is a client of the API: besides its own modules it may use the topology page's
+    // browser modules (src/http/ui/*.js, which import nothing), never the server's.
+    files: ['src/cli/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.\\./(?!http/ui/[a-z-]+\\.js$)', message: 'the CLI is a client: only its own modules and the page\'s browser modules (http/ui/*.js)' }] },
+      ],
+    },
+  },
+  {
     // The topology page's modules run in the browser as they are (and in Node, which has the same fetch and streams).
     files: ['src/http/ui/**/*.js'],
     languageOptions: { globals: { ...globals.browser } },

@@ -1,40 +1,47 @@
 /**
  * Restart time with 1M mappings: the database is filled once (directly, in the service's own
  * encoding), then the real start command (`node <flags> dist/main.js`, as npm start and the
- * container run it) is timed from spawn until it logs that it listens: process start, lock,
- * migrations, allocator and policy rebuild, Fastify ready. Each round is a fresh process.
+ * container run it) is timed from spawn until GET /healthz answers 200: process start, lock,
+ * migrations, allocator and policy rebuild, Fastify ready, first answer. Each round is a fresh
+ * process. Not pinned to a CPU: a start uses what the machine gives it (V8's GC helper threads).
  */
 import { spawn } from 'node:child_process';
 import type * as AppModule from '../src/app.js';
 import Database from 'better-sqlite3';
+import { serviceNodeFlags } from './processes.js';
 import { load } from './runtime.js';
+import { settings } from './settings.js';
 import { fmt, median, tempDir, type Figure } from './util.js';
 
 const { buildApp } = await load<typeof AppModule>('app.js');
 const TOKEN = 'bench-admin-token-0123456789';
 const N = 1_000_000;
 
-/** The service's own start flags (package.json "start"). */
-const NODE_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=64'];
-
+/** Seconds from spawn to the first 200 of GET /healthz (polled as soon as the port is logged). */
 function timedStart(db: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [...NODE_FLAGS, 'dist/main.js'], {
-      env: { PATH: process.env.PATH, IOASD_DB: db, IOASD_PORT: '0', IOASD_HOST: '127.0.0.1', IOASD_ADMIN_TOKEN: TOKEN, IOASD_LOG_LEVEL: 'info' },
+    const child = spawn(process.execPath, [...serviceNodeFlags(), 'dist/main.js'], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', IOASD_DB: db, IOASD_PORT: '0', IOASD_HOST: '127.0.0.1', IOASD_ADMIN_TOKEN: TOKEN },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
+    let url: string | undefined;
+    const poll = async (): Promise<void> => {
+      const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+      if (!ok) return void setTimeout(() => void poll(), 2);
+      const seconds = (performance.now() - t0) / 1000;
+      child.on('exit', () => resolve(seconds));
+      child.kill('SIGTERM');
+    };
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
-      if (out.includes('Server listening')) {
-        const seconds = (performance.now() - t0) / 1000;
-        child.kill('SIGTERM');
-        child.on('exit', () => resolve(seconds));
-      }
+      if (url) return;
+      url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      if (url) void poll();
     });
     child.on('exit', (code) => {
-      if (!out.includes('Server listening')) reject(new Error(`server exited ${code} before listening:\n${out}`));
+      if (!url) reject(new Error(`server exited ${code} before listening:\n${out}`));
     });
   });
 }
@@ -62,9 +69,9 @@ export async function benchRestart(): Promise<Figure[]> {
     console.log(`restart  filled ${fmt(N)} mappings in ${fmt((performance.now() - t0) / 1000, 1)} s`);
 
     const starts: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < settings.restartRounds; round++) {
       starts.push(await timedStart(path));
-      console.log(`restart  round ${round + 1}: listening after ${fmt(starts[round]!, 2)} s`);
+      console.log(`restart  round ${round + 1}/${settings.restartRounds}: /healthz 200 after ${fmt(starts[round]!, 2)} s`);
     }
     // The rebuilt state is checked once, in this process, so the timed runs are the bare server.
     const app = await buildApp({ db: path, adminToken: TOKEN, leaseCheckMs: 0 });
@@ -72,7 +79,7 @@ export async function benchRestart(): Promise<Figure[]> {
     await app.close();
     if (count !== N) throw new Error(`restored ${count} mappings, expected ${N}`);
     const s = median(starts);
-    return [{ name: `restart with ${fmt(N)} mappings`, value: `${fmt(s, 2)} s`, target: '< 3 s', pass: s < 3 }];
+    return [{ name: `restart with ${fmt(N / 1e6)}M mappings: spawn to /healthz 200`, value: `${fmt(s, 2)} s`, target: '< 2 s', pass: s < 2 }];
   } finally {
     tmp.done();
   }

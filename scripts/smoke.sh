@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the built server exactly as the container does (`node <flags> dist/main.js`, configured by IOASD_*
 # variables), on 127.0.0.1 and a port it picks, checks health, readiness, the topology page and the
-# served OpenAPI document, then stops it with SIGTERM and expects a clean exit.
+# served OpenAPI document and the built ioasctl's `why` and `events`, then stops it with SIGTERM and expects a clean exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -32,6 +32,12 @@ const committed = JSON.parse(require('fs').readFileSync('openapi/openapi.json', 
 })().catch((e) => { console.error('smoke:', e.message); process.exit(1); });
 " "$url"
 test -f "$work/data/admin.token" || { echo "smoke: no admin.token"; exit 1; }
+# The built ioasctl's `why` runs the page's module from dist/http/ui: the demo VF on iavf is blocked (exit 5).
+why=$(IOASD_URL="$url" IOASD_TOKEN_FILE="$work/data/admin.token" node dist/cli/ioasctl.js why 0000:02:01.3) && status=0 || status=$?
+[ "$status" = 5 ] && grep -q 'bound to the kernel driver iavf' <<<"$why" || { echo "$why"; echo "smoke: ioasctl why exited $status"; exit 1; }
+# Its `events` reads the stream with the page's sse.js from dist/http/ui: the first kept event, then it stops.
+events=$(IOASD_URL="$url" IOASD_TOKEN_FILE="$work/data/admin.token" timeout 30 node dist/cli/ioasctl.js events --after 0 --count 1) && status=0 || status=$?
+[ "$status" = 0 ] && grep -q '^1  .*topology\.imported' <<<"$events" || { echo "$events"; echo "smoke: ioasctl events exited $status"; exit 1; }
 
 kill -TERM "$pid"
 wait "$pid"

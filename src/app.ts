@@ -1,16 +1,18 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { bootstrap, type BootstrapOptions, type Services } from './bootstrap.js';
 import { registerErrorHandling } from './http/errors.js';
 import { eventStateRenderer } from './http/event-state.js';
 import { DEFAULT_HTTP_LIMITS, registerHygiene, serverOptions, type HttpLimits } from './http/hygiene.js';
 import { events, type EventOptions } from './http/plugins/events.js';
+import { groupCommit } from './http/plugins/group-commit.js';
 import { leaseReaper } from './http/plugins/lease-reaper.js';
 import { metrics } from './http/plugins/metrics.js';
 import { openapiPlugin } from './http/plugins/openapi.js';
 import type { RateLimit } from './http/plugins/rate-limit.js';
 import { echoRequestId, requestId } from './http/plugins/request-id.js';
 import { routes } from './http/routes/index.js';
+import { responseSerializerCompiler } from './http/serializer.js';
 
 export interface AppOptions extends BootstrapOptions {
   /** A pino logger (see logger.ts); without one the app logs nothing (tests). */
@@ -36,7 +38,7 @@ export type App = FastifyInstance;
 /**
  * Builds the whole service without listening: tests call `inject`, main.ts calls `listen`.
  * Opening the database takes the single-server lock; closing the app releases it.
- * Order: services, infrastructure plugins (errors, HTTP hygiene, OpenAPI, metrics, request ids, events,
+ * Order: services, infrastructure plugins (errors, HTTP hygiene, OpenAPI, metrics, request ids, group commit, events,
  * lease reaper), routes.
  */
 export async function buildApp(options: AppOptions): Promise<App> {
@@ -49,16 +51,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
   }).withTypeProvider<ZodTypeProvider>();
 
   app.decorate('ioasd', services);
-  app.addHook('onClose', async () => services.db.close());
+  app.addHook('onClose', async () => {
+    // What the last turn changed is committed before the database closes.
+    services.tx.groupCommits(null);
+    services.db.close();
+  });
   if (services.adminTokenFile) app.log.info({ file: services.adminTokenFile }, 'admin token written (mode 0600)');
 
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(responseSerializerCompiler);
   registerErrorHandling(app);
   registerHygiene(app, limits);
   await openapiPlugin(app);
   await metrics(app);
   echoRequestId(app);
+  groupCommit(app);
   services.tx.renderStateWith(eventStateRenderer(services));
   await events(app, options.events);
   leaseReaper(app, options.leaseCheckMs ?? 1000);

@@ -1,3 +1,4 @@
+import { backupDatabase, type BackupFile } from './store/backup.js';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { checkInvariants, type CheckReport } from './core/check.js';
@@ -37,6 +38,8 @@ export interface Services extends Core {
   hostScan: (() => TopologyDocument) | null;
   /** Every invariant over memory and the database (GET /v1/system/check). */
   check(): CheckReport;
+  /** A consistent copy of the database in a file of its own (GET /v1/system/backup); commits what is open first. */
+  backup(): BackupFile;
 }
 
 /**
@@ -53,14 +56,14 @@ export function bootstrap(options: BootstrapOptions): Services {
     if (options.topology) {
       // A document without iommu keeps the current capabilities, or on a new database the demo's
       // (a typical x86 IOMMU: 4K/2M/1G pages, 48-bit aperture, the MSI window reserved).
-      const iommu = store.hasTopology() ? store.getIommu() : fromDocument(demoTopology()).topology.iommu;
+      const iommu = inventory.hasTopology() ? inventory.iommu() : fromDocument(demoTopology()).topology.iommu;
       const incoming = fromDocument(options.topology, iommu);
       // Reloading the same inventory is a no-op, so a restart with owned devices is not refused.
-      const unchanged = store.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
+      const unchanged = inventory.hasTopology() && sameTopology(inventory.topology(), incoming.topology);
       // A host that changed while ioasd was down is taken over like a rescan (labels kept, owned devices guarded).
-      if (!unchanged && options.hostScan && store.hasTopology()) core.rescan.apply(incoming.topology, null);
+      if (!unchanged && options.hostScan && inventory.hasTopology()) core.rescan.apply(incoming.topology, null);
       else if (!unchanged) inventory.import({ ...incoming, mode: 'replace' }, null);
-    } else if (!store.hasTopology()) {
+    } else if (!inventory.hasTopology()) {
       inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
     }
     // An explicit --policy applies like PUT /system/policy (refused while anything is held); without
@@ -82,7 +85,12 @@ export function bootstrap(options: BootstrapOptions): Services {
       chmodSync(adminTokenFile, 0o600); // the mode above is ignored when the file already existed
     }
     contexts.reapExpired();
-    return { ...core, db, store, adminTokenFile, hostScan: options.hostScan ?? null, check: () => checkInvariants(core, () => createCore(store, coreOptions), store) };
+    return { ...core, db, store, adminTokenFile, hostScan: options.hostScan ?? null, check: () => checkInvariants(core, () => createCore(store, coreOptions), store),
+      backup: () => {
+        core.tx.flush();
+        return backupDatabase(db);
+      },
+    };
   } catch (err) {
     db.close();
     throw err;

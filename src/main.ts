@@ -5,6 +5,7 @@ import { ConfigError, readConfig, USAGE, type Config } from './config.js';
 import { IoasdError } from './core/errors.js';
 import type { TopologyDocument } from './schemas/topology.js';
 import { DatabaseLockedError } from './store/database.js';
+import { DatabaseTooNewError } from './store/migrations.js';
 import { readTopologyFile } from './topology/file.js';
 import { readSysfsTopology } from './topology/sysfs.js';
 import { listenFailed, noteStartFiles, publicUrl, readyLine, removeNewFiles, StartError, topologyRefused } from './startup.js';
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
     process.stderr.write(`ioasd: ${message}\n`);
     process.exit(1);
   };
-  const expected = (err: unknown) => err instanceof StartError || err instanceof DatabaseLockedError || err instanceof IoasdError;
+  const expected = (err: unknown) => err instanceof StartError || err instanceof DatabaseLockedError || err instanceof DatabaseTooNewError || err instanceof IoasdError;
   let topology: TopologyDocument | undefined;
   try {
     // Read before the database is opened: a broken document leaves nothing behind.

@@ -80,17 +80,40 @@ export class Client {
     } catch (err) {
       throw new CliError(`cannot reach ${this.settings.server}: ${networkReason(err)}`, EXIT.server);
     }
-    const text = await res.text();
-    const type = res.headers.get('content-type') ?? '';
-    let body: unknown = text === '' ? undefined : text;
-    if (text !== '' && /json/.test(type)) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new CliError(`${method} ${path}: ${res.status} with a body that is not JSON`, EXIT.server);
-      }
+    if (res.status >= 200 && res.status < 300) {
+      return { status: res.status, body: await bodyOf(res, method, path), replayed: res.headers.get('idempotent-replayed') === 'true' };
     }
-    if (res.status >= 200 && res.status < 300) return { status: res.status, body, replayed: res.headers.get('idempotent-replayed') === 'true' };
+    throw await this.refusal(res, method, path);
+  }
+
+  /**
+   * A GET whose answer is a file (GET /v1/system/backup): the body is written to `sink` as it
+   * arrives, never decoded as text; a refusal throws like {@link request}'s. Answers the bytes written.
+   */
+  async download(path: string, sink: (chunk: Uint8Array) => Promise<void> | void, timeoutMs = 600_000): Promise<number> {
+    let res: Response;
+    try {
+      res = await fetch(this.url(path), { headers: this.headers(), signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      throw new CliError(`cannot reach ${this.settings.server}: ${networkReason(err)}`, EXIT.server);
+    }
+    if (res.status < 200 || res.status >= 300 || !res.body) throw await this.refusal(res, 'GET', path);
+    let bytes = 0;
+    try {
+      for await (const chunk of res.body) {
+        await sink(chunk);
+        bytes += chunk.length;
+      }
+    } catch (err) {
+      throw new CliError(`GET ${path}: the answer broke off after ${bytes} bytes: ${networkReason(err)}`, EXIT.server);
+    }
+    return bytes;
+  }
+
+  /** The error a non-2xx answer ends the command with. */
+  private async refusal(res: Response, method: string, path: string): Promise<CliError> {
+    const type = res.headers.get('content-type') ?? '';
+    const body = await bodyOf(res, method, path);
     const problem: Problem =
       body !== null && typeof body === 'object' && !Array.isArray(body)
         ? { ...(body as Problem), status: res.status }
@@ -100,7 +123,19 @@ export class Client {
     }
     const isProblem = /problem\+json/.test(type);
     const exitCode = isProblem ? exitForProblem(res.status, problem.errno) : res.status === 401 || res.status === 403 ? EXIT.access : EXIT.server;
-    throw new CliError(describeProblem(problem), exitCode, problem);
+    return new CliError(describeProblem(problem), exitCode, problem);
+  }
+}
+
+/** An answer's body: parsed when it is JSON, the text otherwise, undefined when empty. */
+async function bodyOf(res: Response, method: string, path: string): Promise<unknown> {
+  const text = await res.text();
+  if (text === '') return undefined;
+  if (!/json/.test(res.headers.get('content-type') ?? '')) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new CliError(`${method} ${path}: ${res.status} with a body that is not JSON`, EXIT.server);
   }
 }
 

@@ -18,7 +18,7 @@ export interface CommandShape {
   /** Columns of the table for a list, in order. */
   columns?: string[];
   /** Runs something other than one request and one answer. */
-  custom?: 'events';
+  custom?: 'events' | 'backup';
 }
 
 const DEVICE_COLUMNS = ['id', 'kind', 'groupId', 'driver', 'label', 'parentId', 'description'];
@@ -31,6 +31,7 @@ export const SHAPES: Readonly<Record<string, CommandShape>> = {
   getSystem: { words: ['system', 'show'] },
   setPolicy: { words: ['system', 'set-policy'], args: ['policy'] },
   checkSystem: { words: ['system', 'check'] },
+  backupDatabase: { words: ['system', 'backup'], custom: 'backup' },
 
   listPrincipals: { words: ['principals', 'list'], columns: ['id', 'name', 'role', 'clearances', 'createdAt'] },
   createPrincipal: { words: ['principals', 'create'], args: ['name'] },

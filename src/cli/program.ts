@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CliError, Client, type Problem } from './client.js';
 import { pathSegment, type Context, type Io } from './context.js';
 import { COMPOSITE_COMMANDS, flagOf, kebab, shapeOf, type CommandShape } from './commands.js';
+import { backupCommand } from './backup.js';
 import { followEvents } from './events.js';
 import { EXIT, exitTableText, type ExitCode } from './exit-codes.js';
 import { problemText, render } from './output.js';
@@ -267,6 +268,9 @@ export function buildProgram(doc: OpenApiDocument, io: Io, run: { exit: (code: E
     if (shape.custom === 'events') {
       cmd.option('--count <n>', 'stop after this many events', (v) => Number(v));
       cmd.action(action((ctx, c) => followEvents(ctx, c.opts())));
+    } else if (shape.custom === 'backup') {
+      cmd.requiredOption('-o, --output <file>', 'where to write the database copy (written whole, then renamed into place)');
+      cmd.action(action((ctx, c) => backupCommand(ctx, c.opts())));
     } else {
       cmd.action(action(async (ctx, c, positionals) => runOperation(ctx, op, shape, c, positionals)));
     }

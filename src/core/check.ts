@@ -19,7 +19,8 @@ export interface CheckReport {
 /**
  * Every invariant the service promises, re-derived from the database and from memory and compared
  * (SPEC 10): one owner per group, no owner beside a kernel-DMA driver, clearances, no overlapping
- * mappings, pinned-byte and quota totals, references, and memory equal to the database. `rebuild`
+ * mappings, pinned-byte and quota totals, references, and memory equal to the database (the objects,
+ * and what reads are answered from: the inventory, group views, system summary, principals). `rebuild`
  * makes a fresh core from the store (as a restart would), which is what "the database" means in
  * memory's terms. Reads only. The property tests and the crash test use it too.
  */
@@ -73,7 +74,7 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
       for (const d of members.filter(isKernelDma)) v('no-kernel-dma-beside-owner', `group ${groupId}`, `${d.id} is on kernel driver ${d.driver}`);
     }
     for (const ctx of ctxs) {
-      const clearances = store.getPrincipal(principalOf.get(ctx) ?? '')?.clearances ?? [];
+      const clearances = fromDb.memory.principals.get(principalOf.get(ctx) ?? '')?.clearances ?? [];
       for (const d of members) if (d.label !== null && !clearances.includes(d.label)) v('clearance', `group ${groupId}`, `context ${ctx} is not cleared for ${d.label} of ${d.id}`);
     }
   }
@@ -111,6 +112,19 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
   }
   if (live.engine.policy !== fromDb.engine.policy) v('memory-equals-database', 'policy', `${live.engine.policy} / ${fromDb.engine.policy}`);
 
+  // The inventory, its derived views, the system view and the principals: memory (caches included)
+  // against the same derived afresh from the database.
+  const m = readSnapshot(live);
+  const d = readSnapshot(fromDb);
+  for (const key of new Set([...m.keys(), ...d.keys()])) {
+    const x = m.get(key);
+    const y = d.get(key);
+    if (x === y) continue;
+    // A token hash is compared, never shown.
+    const shown = key.startsWith('token:') ? 'the token hash differs' : `memory ${x} / database ${y}`;
+    v('memory-equals-database', key, x === undefined ? 'in the database, not in memory' : y === undefined ? 'in memory, not in the database' : shown);
+  }
+
   return {
     ok: violations.length === 0,
     checked: {
@@ -126,6 +140,45 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
     },
     violations,
   };
+}
+
+/**
+ * What reads are answered from, as canonical text: the iommu, host warnings, every group and device
+ * record, every group's view (as served: the cached one), the system summary, every principal and
+ * its token hash.
+ */
+export function readSnapshot(core: Core): Map<string, string> {
+  const { inventory, principals } = core.memory;
+  const out = new Map<string, string>();
+  if (inventory.hasTopology()) {
+    out.set('iommu', canonical(inventory.getIommu()));
+    out.set('system', canonical(core.system.summary()));
+  }
+  out.set('host-warnings', canonical(inventory.getHostWarnings()));
+  for (const g of inventory.listGroups()) {
+    out.set(`group:${g.id}`, canonical(g));
+    out.set(`group-view:${g.id}`, canonical(inventory.groupView(g.id)));
+    out.set(`group-members:${g.id}`, canonical(inventory.devicesInGroup(g.id).map((x) => x.id)));
+  }
+  out.set('group-views', canonical(inventory.groupViews().map((g) => g.id)));
+  for (const x of inventory.listDevices()) {
+    out.set(`device:${x.id}`, canonical(x));
+    out.set(`device-children:${x.id}`, canonical(inventory.childrenOf(x.id).map((c) => c.id)));
+  }
+  for (const p of principals.all()) {
+    out.set(`principal:${p.id}`, canonical(p));
+    out.set(`token:${p.id}`, principals.tokenHashOf(p.id) ?? '');
+  }
+  return out;
+}
+
+/** JSON with object keys sorted and u64 values in hex: equal values, equal text. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, x: unknown) => {
+    if (typeof x === 'bigint') return `0x${x.toString(16)}`;
+    if (x === null || typeof x !== 'object' || Array.isArray(x)) return x;
+    return Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
 }
 
 /** Every object as canonical text: its fields, what it uses and who uses it; an ioas with its mappings and domains. */

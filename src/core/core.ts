@@ -1,5 +1,6 @@
 import { Contexts } from './contexts.js';
 import { Inventory } from './inventory.js';
+import { InventoryState } from './inventory-state.js';
 import { IoasService } from './ioas.js';
 import { IoasidAllocator } from './ioasid.js';
 import { SharedPages } from './mapping-rows.js';
@@ -8,9 +9,11 @@ import { ObjectTable } from './objects.js';
 import { OwnershipState } from './ownership.js';
 import { PolicyEngine } from './policy/engine.js';
 import type { Secrets, Store } from './ports.js';
+import { PrincipalState } from './principal-state.js';
 import { DEFAULT_QUOTAS, Principals } from './principals.js';
 import { QuotaBook } from './quotas.js';
 import { HostRescan } from './rescan.js';
+import { SystemView } from './system-view.js';
 import { Tx } from './tx.js';
 
 export interface CoreOptions {
@@ -34,11 +37,16 @@ export interface Core {
   ioas: IoasService;
   mappings: Mappings;
   engine: PolicyEngine;
+  /** GET /v1/system's summary, from memory. */
+  system: SystemView;
+  /** The inventory and the principals in memory, written through to the store (read by the invariant check). */
+  memory: { inventory: InventoryState; principals: PrincipalState };
 }
 
 /**
  * The composition root of the core: builds each service on the narrow ports it uses and rebuilds
- * memory from the store (contexts, address spaces and their mappings, then the policies' objects).
+ * memory from the store (the inventory and the principals, contexts, address spaces and their
+ * mappings, then the policies' objects). Reads are answered from memory from then on.
  */
 export function createCore(store: Store, options: CoreOptions): Core {
   const { now, secrets } = options;
@@ -46,21 +54,25 @@ export function createCore(store: Store, options: CoreOptions): Core {
   const tx = new Tx(store);
   const objects = new ObjectTable();
   objects.onEvent((e) => tx.emit(e));
-  const quotas = new QuotaBook((id) => store.getPrincipal(id)?.quotas ?? DEFAULT_QUOTAS);
-  const inventory = new Inventory(store, tx);
+  const inventoryState = new InventoryState(store);
+  inventoryState.load();
+  const principalState = new PrincipalState(store);
+  principalState.load();
+  const quotas = new QuotaBook((id) => principalState.get(id)?.quotas ?? DEFAULT_QUOTAS);
+  const inventory = new Inventory(inventoryState, tx);
   // ioas and hwpt ids share one space; the stored ones are taken before anything new is made.
   const ids = new IoasidAllocator(range.min, range.max, [...store.listIoas().map((r) => r.id), ...store.listHwpts().map((h) => h.id)]);
   const mappings = new Mappings({ port: store, tx, objects, quotas, policy: () => store.getPolicy() ?? 'device-first' });
   const contexts = new Contexts({ port: store, tx, objects, quotas, now, newId: secrets.newId });
   const ioas = new IoasService({ port: store, tx, objects, quotas, ids, mappings, now, sharedPages: new SharedPages() });
-  const state = new OwnershipState(objects, store);
+  const state = new OwnershipState(objects, inventoryState);
   const engine = new PolicyEngine(
     {
       objects,
       tx,
       state,
-      inventory: store,
-      clearancesOf: (id) => store.getPrincipal(id)?.clearances ?? [],
+      inventory: inventoryState,
+      clearancesOf: (id) => principalState.get(id)?.clearances ?? [],
       quotas,
       ids,
       mappings,
@@ -72,12 +84,13 @@ export function createCore(store: Store, options: CoreOptions): Core {
     store,
   );
   inventory.guardWith(state);
-  const rescan = new HostRescan(store, tx, state);
-  const principals = new Principals(store, tx, secrets, (id) => contexts.releasePrincipal(id));
+  const rescan = new HostRescan(inventoryState, tx, state);
+  const principals = new Principals(principalState, tx, secrets, (id) => contexts.releasePrincipal(id));
 
   contexts.restore();
   ioas.restore();
   mappings.restore();
   engine.restore();
-  return { objects, tx, quotas, inventory, rescan, principals, contexts, ioas, mappings, engine };
+  const system = new SystemView(inventoryState, principalState, () => engine.policy);
+  return { objects, tx, quotas, inventory, rescan, principals, contexts, ioas, mappings, engine, system, memory: { inventory: inventoryState, principals: principalState } };
 }

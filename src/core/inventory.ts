@@ -2,10 +2,10 @@ import { isKernelDma } from './devices.js';
 import { fail } from './errors.js';
 import type { CoreEvent } from './events.js';
 import { groupKindFor } from './devices.js';
-import { groupView, type GroupView } from './groups.js';
-import { summarizeWarnings, type WarningSummary } from './isolation.js';
-import type { Device, DeviceKind, GroupRecord, Topology } from './model.js';
-import type { InventoryPort } from './ports.js';
+import type { GroupView } from './groups.js';
+import type { InventoryState } from './inventory-state.js';
+import type { WarningSummary } from './isolation.js';
+import type { Device, DeviceKind, GroupRecord, Iommu, Topology } from './model.js';
 import type { Tx } from './tx.js';
 import { assertValidTopology, mergeTopology } from './topology.js';
 
@@ -42,14 +42,16 @@ const NO_OWNERSHIP: InventoryGuard = {
 };
 
 /**
- * The device inventory: groups, devices and the iommu's capabilities. Group viability is derived on
- * every read rather than stored, so it can never disagree with the drivers it is derived from.
+ * The device inventory: groups, devices and the iommu's capabilities. They live in memory
+ * (inventory-state.ts), written through to the store by the same step of a change; group viability
+ * is derived rather than stored, and its cached view is dropped by any change to the drivers it is
+ * derived from, so it can never disagree with them.
  */
 export class Inventory {
   private guard: InventoryGuard = NO_OWNERSHIP;
 
   constructor(
-    private readonly store: InventoryPort,
+    private readonly state: InventoryState,
     private readonly tx: Tx,
   ) {}
 
@@ -59,23 +61,35 @@ export class Inventory {
   }
 
   topology(): Topology {
-    return { iommu: this.store.getIommu(), groups: this.store.listGroups(), devices: this.store.listDevices(), hostWarnings: this.store.getHostWarnings() };
+    const { state } = this;
+    return { iommu: state.getIommu(), groups: [...state.listGroups()], devices: [...state.listDevices()], hostWarnings: [...state.getHostWarnings()] };
+  }
+
+  /** The iommu's capabilities. */
+  iommu(): Iommu {
+    return this.state.getIommu();
+  }
+
+  /** False until a topology was first loaded into this database. */
+  hasTopology(): boolean {
+    return this.state.hasTopology();
   }
 
   /** Imports a topology all or nothing; every problem of the document is listed in one refusal. */
   import(req: ImportRequest, actor: string | null): Topology {
     return this.tx.run(
-      () => {
+      (undo) => {
+        const { state } = this;
         this.guard.assertNothingHeld('a topology import');
         const next = req.mode === 'merge' ? mergeTopology(this.topology(), req.topology) : req.topology;
         assertValidTopology(next, req.groupMembers);
-        this.store.clearInventory();
-        this.store.setIommu(next.iommu);
-        for (const g of next.groups) this.store.insertGroup(g);
+        state.clear(undo);
+        state.setIommu(next.iommu, undo);
+        for (const g of next.groups) state.insertGroup(g, undo);
         // Parents first, so the parent foreign key holds at every insert.
-        for (const d of parentsFirst(next.devices)) this.store.insertDevice(d);
+        for (const d of parentsFirst(next.devices)) state.insertDevice(d, undo);
         // Host findings describe the host the document came from: a replace without them clears them.
-        this.store.setHostWarnings(req.topology.hostWarnings ?? (req.mode === 'merge' ? this.store.getHostWarnings() : []));
+        state.setHostWarnings(req.topology.hostWarnings ?? (req.mode === 'merge' ? state.getHostWarnings() : []), undo);
         this.tx.emit(inventoryEvent('topology.imported', { kind: 'topology', id: 'topology' }, { mode: req.mode, groups: next.groups.length, devices: next.devices.length }));
         return this.topology();
       },
@@ -85,39 +99,34 @@ export class Inventory {
 
   /** The group record of a device (its warnings go with it), if it has one. */
   groupOf(device: Device): GroupRecord | undefined {
-    return device.groupId === null ? undefined : this.store.getGroup(device.groupId);
+    return device.groupId === null ? undefined : this.state.getGroup(device.groupId);
   }
 
   /** Group records by id, for listing many devices with their warnings. */
-  groupRecords(): Map<number, GroupRecord> {
-    return new Map(this.store.listGroups().map((g) => [g.id, g]));
+  groupRecords(): ReadonlyMap<number, GroupRecord> {
+    return this.state.groupsById();
   }
 
-  /** Every warning of the inventory, counted, with the host's own findings (GET /v1/system). */
+  /** Every warning of the inventory, counted, with the host's own findings (GET /v1/system); kept until the inventory changes. */
   warningSummary(): WarningSummary {
-    return summarizeWarnings(this.store.listGroups(), this.store.listDevices(), this.store.getHostWarnings());
+    return this.state.warningSummary();
   }
 
-  listGroups(): GroupView[] {
-    const iommuRegions = this.store.getIommu().reservedRegions;
-    const members = new Map<number, Device[]>();
-    for (const d of this.store.listDevices()) {
-      if (d.groupId === null) continue;
-      const list = members.get(d.groupId);
-      if (list) list.push(d);
-      else members.set(d.groupId, [d]);
-    }
-    return this.store.listGroups().map((g) => groupView(g, members.get(g.id) ?? [], iommuRegions));
+  /** Every group's view, by id (frozen: derived once, kept until a change affects it). */
+  listGroups(): readonly GroupView[] {
+    return this.state.groupViews();
   }
 
   getGroup(id: number): GroupView {
-    const group = this.store.getGroup(id);
-    if (!group) fail('ENOENT', `group ${id} does not exist`);
-    return groupView(group, this.store.devicesInGroup(id), this.store.getIommu().reservedRegions);
+    const view = this.state.groupView(id);
+    if (!view) fail('ENOENT', `group ${id} does not exist`);
+    return view;
   }
 
-  listDevices(filter: DeviceFilter = {}): Device[] {
-    return this.store.listDevices().filter(
+  listDevices(filter: DeviceFilter = {}): readonly Device[] {
+    const all = this.state.listDevices();
+    if (filter.group === undefined && filter.driver === undefined && filter.kind === undefined && filter.free === undefined) return all;
+    return all.filter(
       (d) =>
         (filter.group === undefined || d.groupId === filter.group) &&
         (filter.driver === undefined || d.driver === filter.driver) &&
@@ -127,7 +136,7 @@ export class Inventory {
   }
 
   getDevice(id: string): Device {
-    const device = this.store.getDevice(id);
+    const device = this.state.getDevice(id);
     if (!device) fail('ENOENT', `device ${id} does not exist`);
     return device;
   }
@@ -138,22 +147,23 @@ export class Inventory {
    */
   addDevice(device: Device, actor: string | null): Device {
     return this.tx.run(
-      () => {
-      if (this.store.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
-      const group = device.groupId === null ? undefined : this.store.getGroup(device.groupId);
+      (undo) => {
+      const { state } = this;
+      if (state.getDevice(device.id)) fail('EEXIST', `device ${device.id} already exists`);
+      const group = device.groupId === null ? undefined : state.getGroup(device.groupId);
       const wanted = groupKindFor(device.kind);
       if (device.groupId === null) {
         // A function without an IOMMU group: listed, never assignable (validated below).
-      } else if (!group) this.store.insertGroup({ id: device.groupId, kind: wanted });
+      } else if (!group) state.insertGroup({ id: device.groupId, kind: wanted }, undo);
       else if (group.kind !== wanted) {
         fail('EINVAL', `${device.kind} device cannot join ${group.kind} group ${group.id}`, {
           problems: [{ path: 'groupId', message: `group ${group.id} is ${group.kind}` }],
         });
       }
-      const next = { ...this.topology(), devices: [...this.store.listDevices(), device] };
+      const next = { ...this.topology(), devices: [...state.listDevices(), device] };
       assertValidTopology(next);
       this.guard.assertPlug(device);
-      this.store.insertDevice(device);
+      state.insertDevice(device, undo);
       this.tx.emit(inventoryEvent('device.added', { kind: 'device', id: device.id }, { groupId: device.groupId, driver: device.driver }));
       return device;
       },
@@ -167,15 +177,16 @@ export class Inventory {
    */
   deleteDevice(id: string, actor: string | null): string[] {
     return this.tx.run(
-      () => {
+      (undo) => {
+      const { state } = this;
       const device = this.getDevice(id);
       const removed = this.descendants(device);
       this.guard.assertUnplug(removed);
       const groups = new Set(removed.flatMap((d) => (d.groupId === null ? [] : [d.groupId])));
       // Children first: the parent foreign key must hold at every delete.
-      for (const d of [...removed].reverse()) this.store.deleteDevice(d.id);
+      for (const d of [...removed].reverse()) state.deleteDevice(d.id, undo);
       for (const d of removed) this.tx.emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
-      for (const g of groups) if (this.store.devicesInGroup(g).length === 0) this.store.deleteGroup(g);
+      for (const g of groups) if (state.devicesInGroup(g).length === 0) state.deleteGroup(g, undo);
       return removed.map((d) => d.id);
       },
       { actor, action: 'device.delete', target: `device:${id}`, detail: (ids: string[]) => ({ removed: ids }) },
@@ -188,23 +199,23 @@ export class Inventory {
     if (device.driver === driver) return device;
     this.guard.assertDriverChange(device, driver);
     return this.tx.run(
-      () => {
-        this.store.setDriver(id, driver);
+      (undo) => {
+        this.state.setDriver(id, driver, undo);
         this.tx.emit(inventoryEvent('device.driver-changed', { kind: 'device', id }, { from: device.driver, to: driver, description: driverChange(device, driver) }));
-        return { ...device, driver };
+        return this.state.getDevice(id)!;
       },
       { actor, action: 'device.driver', target: `device:${id}`, detail: { from: device.driver, to: driver } },
     );
   }
 
   counts(): { groups: number; devices: number } {
-    return { groups: this.store.listGroups().length, devices: this.store.listDevices().length };
+    return this.state.counts();
   }
 
   /** The device and everything below it, parents before children. */
   private descendants(root: Device): Device[] {
     const out = [root];
-    for (let i = 0; i < out.length; i++) out.push(...this.store.childrenOf(out[i]!.id));
+    for (let i = 0; i < out.length; i++) out.push(...this.state.childrenOf(out[i]!.id));
     return out;
   }
 }

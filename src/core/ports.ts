@@ -10,14 +10,20 @@ import type { ContextRecord, Device, GroupRecord, HostWarning, HwptRecord, Iommu
 
 /** Atomicity: everything `fn` writes commits together, or nothing does when it throws. */
 export interface TxPort {
+  /** Inside {@link begin}'s transaction, a savepoint: a throw rolls back only what `fn` wrote. */
   transaction<T>(fn: () => T): T;
+  /** Opens the transaction a group of changes shares (group commit, see core/tx.ts). */
+  begin(): void;
+  /** Commits it; when the commit fails, the store has rolled everything back before it throws. */
+  commit(): void;
 }
 
 /** A committed change's events, in the same transaction (src/core/events.ts). */
 export interface EventPort {
   /**
    * Appends a change's events in order, each with its state as `stateOf` renders it (null when the
-   * object is gone), in one pass; answers the seq of the last one (0 when there are none).
+   * object is gone), in one pass; answers the seq of the last one (0 when there are none). The seqs
+   * of one call are consecutive.
    */
   appendEvents(events: readonly CoreEvent[], stateOf: (event: CoreEvent) => unknown): number;
 }
@@ -64,15 +70,16 @@ export interface IdempotencyPort {
   expireIdempotency(before: number): number;
 }
 
-/** Reads of the inventory the ownership rules need. */
+/** Reads of the inventory the ownership rules need (answered from memory: core/inventory-state.ts). */
 export interface InventoryReadPort {
   getIommu(): Iommu;
   getGroup(id: number): GroupRecord | undefined;
   getDevice(id: string): Device | undefined;
-  devicesInGroup(groupId: number): Device[];
-  childrenOf(deviceId: string): Device[];
+  devicesInGroup(groupId: number): readonly Device[];
+  childrenOf(deviceId: string): readonly Device[];
 }
 
+/** The inventory's tables: read at start-up into memory (inventory-state.ts), then written through. */
 export interface InventoryPort extends InventoryReadPort {
   /** False until a topology was first loaded into this database. */
   hasTopology(): boolean;
@@ -101,6 +108,8 @@ export interface StoredPrincipal extends Principal {
 
 export interface PrincipalPort {
   listPrincipals(): Principal[];
+  /** Every principal's token hash (start-up: memory takes them with the principals). */
+  listTokenHashes(): { id: string; tokenHash: string }[];
   getPrincipal(id: string): Principal | undefined;
   findPrincipalByTokenHash(hash: string): Principal | undefined;
   principalNameTaken(name: string, exceptId?: string): boolean;

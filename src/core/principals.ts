@@ -1,7 +1,8 @@
 import { fail } from './errors.js';
 import type { CoreEvent } from './events.js';
 import type { Principal, Quotas, Role } from './model.js';
-import type { PrincipalPort, Secrets } from './ports.js';
+import type { PrincipalState } from './principal-state.js';
+import type { Secrets } from './ports.js';
 import type { Tx } from './tx.js';
 import { U64_MAX } from './u64.js';
 
@@ -33,34 +34,45 @@ export interface PrincipalPatch {
 /** The id of the admin principal made on first start. */
 export const BOOTSTRAP_ADMIN_ID = 'admin';
 
+/** Principals and their tokens (in memory, written through: principal-state.ts). */
 export class Principals {
   constructor(
-    private readonly store: PrincipalPort,
+    private readonly state: PrincipalState,
     private readonly tx: Tx,
     private readonly secrets: Secrets,
     /** Releases what the principal holds (its contexts) inside the delete's transaction. */
     private readonly releaseHoldings: (principalId: string) => void = () => {},
   ) {}
 
-  list(): Principal[] {
-    return this.store.listPrincipals();
+  list(): readonly Principal[] {
+    return this.state.all();
+  }
+
+  /** How many principals there are. */
+  count(): number {
+    return this.state.count;
+  }
+
+  /** A principal, or undefined. */
+  find(id: string): Principal | undefined {
+    return this.state.get(id);
   }
 
   get(id: string): Principal {
-    const p = this.store.getPrincipal(id);
+    const p = this.state.get(id);
     if (!p) fail('ENOENT', `principal ${id} does not exist`);
     return p;
   }
 
   /** The principal a bearer token belongs to, or undefined. Tokens are compared by hash only. */
   authenticate(token: string): Principal | undefined {
-    return this.store.findPrincipalByTokenHash(this.secrets.hashToken(token));
+    return this.state.byTokenHash(this.secrets.hashToken(token));
   }
 
   create(input: NewPrincipal, actor: string | null, now: string): { principal: Principal; token: string } {
     return this.tx.run(
-      () => {
-      if (this.store.principalNameTaken(input.name)) fail('EEXIST', `a principal named ${input.name} already exists`);
+      (undo) => {
+      if (this.state.nameTaken(input.name)) fail('EEXIST', `a principal named ${input.name} already exists`);
       const { token, hash } = this.secrets.newToken();
       const principal: Principal = {
         id: this.secrets.newId('p'),
@@ -70,7 +82,7 @@ export class Principals {
         quotas: { ...DEFAULT_QUOTAS, ...input.quotas },
         createdAt: now,
       };
-      this.store.insertPrincipal({ ...principal, tokenHash: hash });
+      this.state.insert({ ...principal, tokenHash: hash }, undo);
       this.tx.emit(principalEvent('principal.created', principal.id));
       return { principal, token };
       },
@@ -80,12 +92,12 @@ export class Principals {
 
   update(id: string, patch: PrincipalPatch, actor: string | null): { principal: Principal; token?: string } {
     return this.tx.run(
-      () => {
+      (undo) => {
       const current = this.get(id);
-      if (patch.name !== undefined && this.store.principalNameTaken(patch.name, id)) {
+      if (patch.name !== undefined && this.state.nameTaken(patch.name, id)) {
         fail('EEXIST', `a principal named ${patch.name} already exists`);
       }
-      if (current.role === 'admin' && patch.role === 'user' && this.store.countAdmins() === 1) {
+      if (current.role === 'admin' && patch.role === 'user' && this.state.countAdmins() === 1) {
         fail('EBUSY', 'the last admin cannot be made a user', { blockers: [{ kind: 'principal', id, reason: 'last admin' }] });
       }
       const principal: Principal = {
@@ -95,12 +107,12 @@ export class Principals {
         clearances: patch.clearances ? uniqueSorted(patch.clearances) : current.clearances,
         quotas: { ...current.quotas, ...patch.quotas },
       };
-      this.store.updatePrincipal(principal);
+      this.state.update(principal, undo);
       this.tx.emit(principalEvent('principal.updated', id));
       let token: string | undefined;
       if (patch.rotateToken) {
         const issued = this.secrets.newToken();
-        this.store.setTokenHash(id, issued.hash);
+        this.state.setTokenHash(id, issued.hash, undo);
         token = issued.token;
       }
       return token === undefined ? { principal } : { principal, token };
@@ -116,14 +128,14 @@ export class Principals {
 
   delete(id: string, actor: string | null): void {
     this.tx.run(
-      () => {
+      (undo) => {
       const current = this.get(id);
       if (id === actor) fail('EBUSY', 'a principal cannot delete itself', { blockers: [{ kind: 'principal', id, reason: 'the caller' }] });
-      if (current.role === 'admin' && this.store.countAdmins() === 1) {
+      if (current.role === 'admin' && this.state.countAdmins() === 1) {
         fail('EBUSY', 'the last admin cannot be deleted', { blockers: [{ kind: 'principal', id, reason: 'last admin' }] });
       }
       this.releaseHoldings(id);
-      this.store.deletePrincipal(id);
+      this.state.delete(id, undo);
       this.tx.emit({ ...principalEvent('principal.deleted', id), gone: true });
       },
       { actor, action: 'principal.delete', target: `principal:${id}` },
@@ -136,25 +148,20 @@ export class Principals {
    * Returns the new token when one was generated (the caller writes it to admin.token).
    */
   ensureBootstrapAdmin(fixedToken: string | undefined, now: string): { created: boolean; token?: string } {
-    const existing = this.store.getPrincipal(BOOTSTRAP_ADMIN_ID);
+    const existing = this.state.get(BOOTSTRAP_ADMIN_ID);
     if (existing) {
-      if (fixedToken !== undefined) this.tx.run(() => this.store.setTokenHash(BOOTSTRAP_ADMIN_ID, this.secrets.hashToken(fixedToken)));
+      if (fixedToken !== undefined) this.tx.run((undo) => this.state.setTokenHash(BOOTSTRAP_ADMIN_ID, this.secrets.hashToken(fixedToken), undo));
       return { created: false };
     }
     // The bootstrap admin was deleted on purpose while other admins remain: do not bring it back.
-    if (this.store.countAdmins() > 0) return { created: false };
+    if (this.state.countAdmins() > 0) return { created: false };
     const issued = fixedToken === undefined ? this.secrets.newToken() : { token: fixedToken, hash: this.secrets.hashToken(fixedToken) };
     this.tx.run(
-      () =>
-        this.store.insertPrincipal({
-          id: BOOTSTRAP_ADMIN_ID,
-          name: 'admin',
-          role: 'admin',
-          clearances: [],
-          quotas: DEFAULT_QUOTAS,
-          createdAt: now,
-          tokenHash: issued.hash,
-        }),
+      (undo) =>
+        this.state.insert(
+          { id: BOOTSTRAP_ADMIN_ID, name: 'admin', role: 'admin', clearances: [], quotas: DEFAULT_QUOTAS, createdAt: now, tokenHash: issued.hash },
+          undo,
+        ),
       { actor: null, action: 'principal.bootstrap', target: `principal:${BOOTSTRAP_ADMIN_ID}` },
     );
     return fixedToken === undefined ? { created: true, token: issued.token } : { created: true };

@@ -2,9 +2,9 @@ import { fail, type Blocker } from './errors.js';
 import type { CoreEvent } from './events.js';
 import { driverChange, inventoryEvent, type InventoryGuard } from './inventory.js';
 import type { Device, GroupRecord, HostWarning, Iommu, Topology } from './model.js';
-import type { InventoryPort } from './ports.js';
+import type { InventoryState } from './inventory-state.js';
 import { assertValidTopology } from './topology.js';
-import type { Tx } from './tx.js';
+import type { Tx, UndoLog } from './tx.js';
 
 /**
  * Rescan of a real host (POST /v1/topology/rescan): the inventory is brought to what the host shows
@@ -82,7 +82,7 @@ function parentsFirstOf(devices: readonly Device[], all: ReadonlyMap<string, Dev
  */
 export class HostRescan {
   constructor(
-    private readonly store: InventoryPort,
+    private readonly state: InventoryState,
     private readonly tx: Tx,
     private readonly guard: InventoryGuard,
   ) {}
@@ -92,7 +92,7 @@ export class HostRescan {
    * none). Every refusal comes before the first write.
    */
   apply(scanned: Topology, actor: string | null): CoreEvent[] {
-    return this.tx.run(() => this.change(scanned), {
+    return this.tx.run((undo) => this.change(scanned, undo), {
       actor,
       action: 'topology.rescan',
       target: 'topology',
@@ -100,12 +100,12 @@ export class HostRescan {
     });
   }
 
-  private change(scanned: Topology): CoreEvent[] {
-    const { store, guard } = this;
-    const curDevices = store.listDevices();
-    const curGroups = store.listGroups();
-    const curIommu = store.getIommu();
-    const curHost = store.getHostWarnings();
+  private change(scanned: Topology, undo: UndoLog): CoreEvent[] {
+    const { state, guard } = this;
+    const curDevices = state.listDevices();
+    const curGroups = state.listGroups();
+    const curIommu = state.getIommu();
+    const curHost = state.getHostWarnings();
     const next: Topology = { ...scanned, devices: carryOver(curDevices, scanned.devices) };
     assertValidTopology(next);
 
@@ -152,43 +152,43 @@ export class HostRescan {
     for (const g of next.groups) {
       const was = curGroupById.get(g.id);
       if (!was) {
-        store.insertGroup(g);
+        state.insertGroup(g, undo);
         emit(inventoryEvent('group.added', { kind: 'group', id: g.id }, {}));
         continue;
       }
       const fields = changedGroupFields(was, g);
       if (fields.length === 0) continue;
-      store.updateGroup(g);
+      state.updateGroup(g, undo);
       emit(inventoryEvent('group.changed', { kind: 'group', id: g.id }, { fields }));
     }
     for (const d of parentsFirstOf(added, nextById)) {
-      store.insertDevice(d);
+      state.insertDevice(d, undo);
       emit(inventoryEvent('device.added', { kind: 'device', id: d.id }, { groupId: d.groupId, driver: d.driver }));
     }
     for (const { was, now, fields } of kept) {
       if (fields.length === 0 && was.driver === now.driver) continue;
-      store.updateDevice(now);
+      state.updateDevice(now, undo);
       if (was.driver !== now.driver) {
         emit(inventoryEvent('device.driver-changed', { kind: 'device', id: now.id }, { from: was.driver, to: now.driver, description: driverChange(was, now.driver) }));
       }
       if (fields.length > 0) emit(inventoryEvent('device.changed', { kind: 'device', id: now.id }, { fields }));
     }
     for (const d of childrenFirst(removed, curById)) {
-      store.deleteDevice(d.id);
+      state.deleteDevice(d.id, undo);
       emit({ ...inventoryEvent('device.removed', { kind: 'device', id: d.id }, { groupId: d.groupId }), gone: true });
     }
     for (const g of curGroups) {
       if (nextGroupById.has(g.id)) continue;
-      store.deleteGroup(g.id);
+      state.deleteGroup(g.id, undo);
       emit({ ...inventoryEvent('group.removed', { kind: 'group', id: g.id }, {}), gone: true });
     }
     if (iommuFields.length > 0) {
-      store.setIommu(next.iommu);
+      state.setIommu(next.iommu, undo);
       emit(inventoryEvent('topology.iommu-changed', { kind: 'topology', id: 'iommu' }, { fields: iommuFields }));
     }
     const host: HostWarning[] = next.hostWarnings ?? [];
     if (JSON.stringify(host) !== JSON.stringify(curHost)) {
-      store.setHostWarnings(host);
+      state.setHostWarnings(host, undo);
       emit(inventoryEvent('topology.warnings-changed', { kind: 'topology', id: 'host' }, { codes: [...new Set(host.map((w) => w.code))].sort() }));
     }
     return events;

@@ -3,12 +3,14 @@ import { ERRNOS, type Errno } from '../core/errors.js';
 /**
  * The one registry of wire errnos (SPEC 7): every errno a problem+json answer can carry, with its
  * title and how it travels over HTTP. The core's refusals come from core/errors.ts (the core never
- * sees a status); EAGAIN and ETIMEDOUT are the transport's own, the core never refuses with them:
- * a rate limit is the kernel's EAGAIN ("try again"), a client too slow to send its request ETIMEDOUT.
+ * sees a status); EAGAIN, ETIMEDOUT and EIO are the transport's own, the core never refuses with them:
+ * a rate limit is the kernel's EAGAIN ("try again"), a client too slow to send its request ETIMEDOUT,
+ * a commit the disk refused EIO (http/plugins/group-commit.ts).
  */
 const TRANSPORT_ERRNOS = {
   EAGAIN: { title: 'Too many requests; try again later' },
   ETIMEDOUT: { title: 'Request timed out' },
+  EIO: { title: 'The change could not be made durable; nothing of it was kept' },
 } as const;
 
 /** Every errno a problem+json answer can carry. */
@@ -29,6 +31,7 @@ export const ERRNO_STATUS: Readonly<Record<WireErrno, number>> = {
   EOPNOTSUPP: 422,
   EAGAIN: 429,
   ETIMEDOUT: 408,
+  EIO: 503,
 };
 
 /** Every wire errno with its title, in the order of the registry above. */

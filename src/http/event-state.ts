@@ -1,6 +1,6 @@
 import type { Services } from '../bootstrap.js';
 import type { CoreEvent } from '../core/events.js';
-import type { Context, Mapping, Principal } from '../core/model.js';
+import type { Context, Mapping } from '../core/model.js';
 import { views } from './views.js';
 
 /**
@@ -9,7 +9,7 @@ import { views } from './views.js';
  */
 export function eventStateRenderer(services: Services): (event: CoreEvent) => unknown {
   const v = views(services);
-  const { objects, inventory, engine, store } = services;
+  const { objects, inventory, engine, principals, memory } = services;
   return (e) => {
     const id = e.object.id;
     switch (e.object.kind) {
@@ -28,12 +28,12 @@ export function eventStateRenderer(services: Services): (event: CoreEvent) => un
         return hwpt ? v.hwpt(hwpt) : null;
       }
       case 'group': {
-        const group = store.getGroup(Number(id));
-        return group ? v.group(inventory.getGroup(group.id), null) : null;
+        const group = memory.inventory.groupView(Number(id));
+        return group ? v.group(group, null) : null;
       }
       case 'device': {
         if (e.scope === 'inventory') {
-          const device = store.getDevice(String(id));
+          const device = memory.inventory.getDevice(String(id));
           return device ? v.device(device) : null;
         }
         // Ownership news about a device: its binding (device-first) or its opens (group-first).
@@ -48,7 +48,7 @@ export function eventStateRenderer(services: Services): (event: CoreEvent) => un
       case 'topology':
         return { ...inventory.counts(), mode: e.detail?.mode };
       case 'principal': {
-        const p = store.getPrincipal(String(id)) as Principal | undefined;
+        const p = principals.find(String(id));
         return p ? v.principal(p) : null;
       }
     }

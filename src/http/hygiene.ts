@@ -62,19 +62,23 @@ export function registerHygiene(app: FastifyInstance, limits: HttpLimits): void 
   registerJsonBody(app, limits.maxJsonDepth);
   registerMethodRouting(app, limits.maxParamLength * 3);
   registerQueryParamRule(app);
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook (an async one costs every request a promise): an answer sent here ends the
+  // request without `done`.
+  app.addHook('onRequest', (request, reply, done) => {
     if (request.url.length > limits.maxUrlLength) {
-      return sendProblem(reply, problem(request, 'EINVAL', `the URL is longer than ${limits.maxUrlLength} characters`, { status: 414 }));
+      sendProblem(reply, problem(request, 'EINVAL', `the URL is longer than ${limits.maxUrlLength} characters`, { status: 414 }));
+      return;
     }
-    for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, unknown>)) {
+    const params = (request.params ?? {}) as Record<string, unknown>;
+    for (const name in params) {
+      const value = params[name];
       if (typeof value === 'string' && value.length > limits.maxParamLength) {
         const message = `longer than ${limits.maxParamLength} characters`;
-        return sendProblem(
-          reply,
-          problem(request, 'EINVAL', `path parameter ${name} is ${message}`, { status: 414, problems: [{ path: `params.${name}`, message }] }),
-        );
+        sendProblem(reply, problem(request, 'EINVAL', `path parameter ${name} is ${message}`, { status: 414, problems: [{ path: `params.${name}`, message }] }));
+        return;
       }
     }
+    done();
   });
 }
 

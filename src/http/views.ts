@@ -19,6 +19,17 @@ import type { PrincipalOutput } from './schemas/principals.js';
 export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
   const { engine } = core;
   const rangeOut = (r: Range) => ({ start: hex(r.start), last: hex(r.last) });
+  // A group's view is one frozen object until a change derives it again: its wire form without an
+  // owner is made once per view (the owner depends on who asks, and changes without the view).
+  const groupWire = new WeakMap<GroupView, z.output<typeof GroupOutput>>();
+  const unowned = (g: GroupView): z.output<typeof GroupOutput> => {
+    let out = groupWire.get(g);
+    if (!out) {
+      out = Object.freeze({ ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: null });
+      groupWire.set(g, out);
+    }
+    return out;
+  };
   return {
     range: rangeOut,
     context: (c: Context): z.output<typeof ContextOutput> => ({
@@ -74,7 +85,7 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
     /** A group as a viewer sees it: the owner is redacted to "other" when it is another principal's (null: as an admin). */
     group: (g: GroupView, viewer: Caller | null): z.output<typeof GroupOutput> => {
       const holder = engine.state.holderOf(g.id);
-      return { ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: holder ? ownerAs(holder, viewer) : null };
+      return holder ? { ...unowned(g), owner: ownerAs(holder, viewer) } : unowned(g);
     },
     hold: (h: GroupHold): z.output<typeof GroupHoldOutput> => ({
       groupId: h.groupId,

@@ -38,6 +38,17 @@ export function readMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
  * Applies every migration not yet recorded, each in its own transaction together with its record,
  * and returns the full list of applied migrations. A database newer than this program is refused.
  */
+/** The database was written by a newer ioasd: this one must not touch it. */
+export class DatabaseTooNewError extends Error {
+  constructor(
+    readonly version: number,
+    readonly known: number,
+  ) {
+    super(`database schema version ${version} is newer than this ioasd (it knows up to ${known}); run the newer ioasd, or restore a backup made before the upgrade; the database was not changed`);
+    this.name = 'DatabaseTooNewError';
+  }
+}
+
 export function applyMigrations(db: Db, migrations: Migration[] = readMigrations()): AppliedMigration[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
@@ -49,7 +60,7 @@ export function applyMigrations(db: Db, migrations: Migration[] = readMigrations
   );
   const newest = Math.max(0, ...applied);
   if (newest > migrations.length) {
-    throw new Error(`database schema version ${newest} is newer than this ioasd (knows ${migrations.length}); upgrade ioasd`);
+    throw new DatabaseTooNewError(newest, migrations.length);
   }
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   // A migration may rebuild a table (SQLite's documented create-copy-drop-rename): that needs foreign

@@ -23,14 +23,17 @@ export type SqliteStore = Store;
 export function sqliteStore(db: Db): SqliteStore {
   const principals = principalStore(db);
   const system = systemStore(db);
-  const caches: Cache[] = [principals, system];
+  const caches: Cache[] = [system];
   // better-sqlite3 builds the wrapper (and its savepoint variants for nesting) once, not per call.
+  // Inside an open transaction (group commit's begin), the wrapper runs as a savepoint.
   const runInTransaction = db.transaction((fn: () => unknown) => fn());
-  const { dropCache: _principals, ...principalPort } = principals;
+  const begin = db.prepare('BEGIN IMMEDIATE');
+  const commit = db.prepare('COMMIT');
+  const rollback = db.prepare('ROLLBACK');
   const { dropCache: _system, ...systemPort } = system;
   return {
     ...inventoryStore(db),
-    ...principalPort,
+    ...principals,
     ...systemPort,
     ...auditStore(db),
     ...contextStore(db),
@@ -44,6 +47,20 @@ export function sqliteStore(db: Db): SqliteStore {
       try {
         return runInTransaction(fn) as T;
       } catch (err) {
+        for (const c of caches) c.dropCache();
+        throw err;
+      }
+    },
+    begin() {
+      begin.run();
+    },
+    commit() {
+      try {
+        commit.run();
+      } catch (err) {
+        // SQLite keeps the transaction open after some failed commits (busy, deferred foreign keys)
+        // and rolls it back itself after others (I/O errors, disk full): either way, none of it stays.
+        if (db.inTransaction) rollback.run();
         for (const c of caches) c.dropCache();
         throw err;
       }

@@ -1,6 +1,5 @@
-import fc from 'fast-check';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,6 @@ import { COMPOSITE_COMMANDS, flagOf, SHAPES, shapeOf } from '../../src/cli/comma
 import { ERRNO_EXIT, EXIT_TABLE } from '../../src/cli/exit-codes.js';
 import { buildProgram } from '../../src/cli/program.js';
 import { bundledDocument, operationsOf, type OpenApiDocument } from '../../src/cli/spec.js';
-import { SseParser, type SseMessage } from '../../src/cli/sse.js';
 import { ERRNOS } from '../../src/core/errors.js';
 
 /**
@@ -97,58 +95,26 @@ describe('ioasctl commands and the OpenAPI document', () => {
     }
   });
 
-  it('is a client only: src/cli imports nothing of the server', () => {
+  it("is a client only: src/cli imports nothing of the server, only the page's browser modules, which import nothing", () => {
     const dir = join(ROOT, 'src/cli');
+    const ui = join(ROOT, 'src/http/ui');
+    const browserModules = new Set<string>();
     for (const file of readdirSync(dir)) {
       for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/from '([^']+)'/g)) {
         const spec = m[1]!;
-        if (spec.startsWith('.')) expect(relative(dir, resolve(dir, spec)).startsWith('..'), `${file} -> ${spec}`).toBe(false);
+        const target = resolve(dir, spec);
+        if (spec.startsWith('.') && relative(ui, target) === basename(target) && target.endsWith('.js')) browserModules.add(target);
+        else if (spec.startsWith('.')) expect(relative(dir, target).startsWith('..'), `${file} -> ${spec}`).toBe(false);
         else expect(['commander', 'cli-table3'].includes(spec) || spec.startsWith('node:'), `${file} -> ${spec}`).toBe(true);
       }
     }
-  });
-});
-
-describe('the server-sent events parser', () => {
-  const stream = 'id: 7\n\n: connected\n\nid: 8\nevent: context.created\ndata: {"a":1}\n\n' + 'event: reset\ndata: line one\ndata:line two\n\n' + 'data: no id\nid\n\n';
-  const expected: SseMessage[] = [
-    { id: '8', event: 'context.created', data: '{"a":1}' },
-    { id: '8', event: 'reset', data: 'line one\nline two' },
-    { id: '', event: 'message', data: 'no id' },
-  ];
-  const parse = (chunks: string[]) => {
-    const out: SseMessage[] = [];
-    const ids: string[] = [];
-    const p = new SseParser((m) => out.push(m));
-    for (const c of chunks) {
-      p.feed(c);
-      ids.push(p.lastEventId);
+    // `ioasctl why` runs the why panel's module and `ioasctl events` the page's event-stream client:
+    // the one place each of those rules lives.
+    expect([...browserModules].map((f) => relative(ROOT, f)).sort()).toEqual(['src/http/ui/sse.js', 'src/http/ui/why.js']);
+    for (const file of browserModules) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
+        expect(m[1], `${relative(ROOT, file)} -> ${m[1]}`).toMatch(/^\.\/[a-z-]+\.js$/);
+      }
     }
-    return { out, last: p.lastEventId, ids };
-  };
-
-  it('an id without data moves the position without an event', () => {
-    const { out, last } = parse(['id: 42\n\n']);
-    expect(out).toEqual([]);
-    expect(last).toBe('42');
-  });
-
-  it('gives the same messages however the stream is cut and whichever line ends it uses', () => {
-    fc.assert(
-      fc.property(fc.constantFrom('\n', '\r\n', '\r'), fc.array(fc.nat(), { maxLength: 12 }), (eol, cuts) => {
-        const text = '\uFEFF' + stream.replace(/\n/g, eol);
-        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-        const chunks: string[] = [];
-        let at = 0;
-        for (const p of points) {
-          chunks.push(text.slice(at, p));
-          at = p;
-        }
-        chunks.push(text.slice(at));
-        const { out, last } = parse(chunks);
-        expect(out).toEqual(expected);
-        expect(last).toBe('');
-      }),
-    );
   });
 });

@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, cli, closedPort, Server } from './harness.js';
@@ -196,5 +197,28 @@ describe('ioasctl server and token', () => {
     const bad = await cli(['whoami'], { IOASCTL_CONFIG: join(dir, 'missing.json') });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('cannot read config file');
+  });
+});
+
+describe('ioasctl system backup', () => {
+  it('writes the live database to the file whole, and refuses a non-admin without leaving a file', async () => {
+    const file = join(server.dir, 'copy.db');
+    const ok = await cli(['system', 'backup', '-o', file], as(ADMIN));
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const bytes = readFileSync(file);
+    expect(ok.stdout).toBe(`wrote ${bytes.length} bytes to ${file}\n`);
+    expect(bytes.subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+    const copy = new Database(file, { readonly: true });
+    const names = (copy.prepare('SELECT name FROM principals ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+    copy.close();
+    expect(names).toContain('alice');
+    expect(existsSync(`${file}.partial`)).toBe(false);
+
+    const refused = await cli(['system', 'backup', '-o', join(server.dir, 'nope.db')], as(alice.token));
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('EACCES');
+    expect(existsSync(join(server.dir, 'nope.db'))).toBe(false);
+    expect(existsSync(join(server.dir, 'nope.db.partial'))).toBe(false);
   });
 });

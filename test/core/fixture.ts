@@ -41,7 +41,7 @@ export interface CoreFixture {
   alice: Caller;
   bob: Caller;
   clock: { now: number };
-  /** Sets a principal's quotas (stored, as an admin's PATCH would). */
+  /** Sets a principal's quotas (through the core, as an admin's PATCH does). */
   quotas: { set(principalId: string, quotas: Quotas): void };
   /** Builds a new core over the same store: a restart. */
   restart(): Core;
@@ -75,7 +75,7 @@ export function coreFixture(policy: PolicyName = 'device-first', path = ':memory
     alice: { id: 'alice', role: 'user' },
     bob: { id: 'bob', role: 'user' },
     clock,
-    quotas: { set: (id, quotas) => store.updatePrincipal({ ...store.getPrincipal(id)!, quotas }) },
+    quotas: { set: (id, quotas) => void fixture.core.principals.update(id, { quotas }, null) },
     restart() {
       fixture.core = make();
       return fixture.core;

@@ -53,8 +53,11 @@ const sortedBy = <T,>(xs: Iterable<T>, key: (x: T) => string | number) => [...xs
  * snapshot, a nested one its own). A test double that proves the ports are all the core needs: no
  * SQL, no foreign keys, nothing the core could lean on besides the port contracts.
  */
-export function memoryStore(): Store & { tables(): Tables } {
+export function memoryStore(): Store & { tables(): Tables; failNextCommit(err: Error): void } {
   let t = empty();
+  /** The tables as they were at begin (group commit), restored when the commit fails. */
+  let opened: Tables | null = null;
+  let failNextCommit: Error | null = null;
   const plain = <T,>(v: T): T => clone(v);
   const principalOf = (p: StoredPrincipal | undefined): Principal | undefined => {
     if (!p) return undefined;
@@ -73,6 +76,24 @@ export function memoryStore(): Store & { tables(): Tables } {
         t = before;
         throw err;
       }
+    },
+    begin() {
+      if (opened) throw new Error('a transaction is already open');
+      opened = clone(t);
+    },
+    commit() {
+      if (!opened) throw new Error('no transaction is open');
+      const before = opened;
+      opened = null;
+      if (failNextCommit) {
+        const err = failNextCommit;
+        failNextCommit = null;
+        t = before;
+        throw err;
+      }
+    },
+    failNextCommit(err: Error) {
+      failNextCommit = err;
     },
     // inventory
     hasTopology: () => t.iommu !== undefined,
@@ -115,6 +136,7 @@ export function memoryStore(): Store & { tables(): Tables } {
     },
     // principals
     listPrincipals: () => sortedBy(t.principals.values(), (p) => `${p.createdAt}\u0000${p.id}`).map((p) => principalOf(p)!),
+    listTokenHashes: () => sortedBy(t.principals.values(), (p) => p.id).map((p) => ({ id: p.id, tokenHash: p.tokenHash })),
     getPrincipal: (id) => principalOf(t.principals.get(id)),
     findPrincipalByTokenHash: (hash) => principalOf([...t.principals.values()].find((p) => p.tokenHash === hash)),
     principalNameTaken: (name, exceptId) => [...t.principals.values()].some((p) => p.name === name && p.id !== exceptId),

@@ -12,7 +12,7 @@ const DSA = '0000:06:00.0'; // shared, PASID-capable, group 11
 function demo(kind: StoreKind) {
   const f = coreFixture('device-first', ':memory:', undefined, kind);
   f.core.inventory.import({ ...fromDocument(demoTopology()), mode: 'replace' }, null);
-  f.store.updatePrincipal({ ...f.store.getPrincipal('alice')!, clearances: ['shared', 'tenant-a'] });
+  f.core.principals.update('alice', { clearances: ['shared', 'tenant-a'] }, null);
   return f;
 }
 

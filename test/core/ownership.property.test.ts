@@ -201,8 +201,10 @@ function snapshot(app: App): unknown {
 async function scenario(policy: PolicyName, ops: Op[]): Promise<void> {
   const db = join(dir, `own-${run++}.db`);
   let app = await buildApp({ db, policy, adminToken: 'prop-admin-token-0123456789', leaseCheckMs: 0 });
+  // Principals with fixed ids, written through memory to the store as the service writes them.
+  const { tx, memory } = app.ioasd;
   for (const pr of PRINCIPALS) {
-    app.ioasd.store.insertPrincipal({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10, maxContexts: 100 }, createdAt: 'now', tokenHash: `h-${pr.id}` });
+    tx.run((undo) => memory.principals.insert({ id: pr.id, name: pr.id, role: 'user', clearances: pr.clearances, quotas: { maxIoas: 100, maxMappings: 100, maxPinnedBytes: 1n << 40n, maxPasids: 10, maxContexts: 100 }, createdAt: 'now', tokenHash: `h-${pr.id}` }, undo));
   }
   const contexts: string[][] = PRINCIPALS.map(() => []);
   let done = 0;

@@ -50,6 +50,21 @@ describe('an absent body is {} where every field is optional', () => {
     expectProblem(res, 400, 'EINVAL');
   });
 
+  it('the OpenAPI document marks exactly these bodies optional; every other body stays required', async () => {
+    t = await testApp();
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
+    const optional: string[] = [];
+    const required: string[] = [];
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (op.requestBody) (op.requestBody.required === false ? optional : required).push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    expect(optional.sort()).toEqual(['POST /v1/contexts', 'POST /v1/contexts/{id}/renew', 'POST /v1/devices/{id}/detach']);
+    expect(required).toContain('POST /v1/ioas');
+    expect(required.length).toBeGreaterThan(10);
+  });
+
   it('over a real socket, as curl -X POST sends it', async () => {
     t = await testApp();
     await t.app.listen({ host: '127.0.0.1', port: 0 });

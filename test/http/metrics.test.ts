@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RouteHistogram } from '../../src/http/plugins/request-durations.js';
 import { testApp, type TestApp } from '../helpers.js';
 
 /** SPEC 10's metrics: gauges of what each principal holds, computed at scrape time, and refusals by errno and route. */
@@ -90,5 +92,63 @@ describe('refusal counter', () => {
     expect(text).not.toContain('/v1/ioas/41');
     // Successes are not refusals.
     expect(text).not.toMatch(/ioasd_refusals_total\{[^}]*route="\/v1\/contexts"/);
+  });
+});
+
+describe('request durations', () => {
+  it('http_request_duration_seconds counts routed requests by method, route pattern and status; HEAD, OPTIONS and unknown paths are left out', async () => {
+    await t.app.inject({ url: '/healthz' });
+    await t.app.inject({ url: '/healthz' });
+    await t.app.inject({ method: 'HEAD', url: '/healthz' });
+    await t.app.inject({ method: 'OPTIONS', url: '/healthz' });
+    await t.admin({ url: '/v1/ioas/41' });
+    await t.admin({ url: '/v1/nowhere' });
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    expect(text).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(await sample('http_request_duration_seconds_count', { method: 'GET', route: '/healthz', status_code: '200' })).toBe(2);
+    expect(await sample('http_request_duration_seconds_count', { method: 'GET', route: '/v1/ioas/:id', status_code: '404' })).toBe(1);
+    expect(await sample('http_request_duration_seconds_bucket', { le: '+Inf', method: 'GET', route: '/healthz', status_code: '200' })).toBe(2);
+    const sum = await sample('http_request_duration_seconds_sum', { method: 'GET', route: '/healthz', status_code: '200' });
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(60);
+    expect(text).not.toMatch(/http_request_duration_seconds\w*\{[^}]*method="(HEAD|OPTIONS)"/);
+    expect(text).not.toContain('/v1/nowhere');
+    expect(text).not.toContain('/v1/ioas/41');
+  });
+
+  it('the process and runtime metrics of prom-client are there', async () => {
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds']) expect(text).toContain(`# TYPE ${name} `);
+  });
+});
+
+describe('the request histogram', () => {
+  it("is written exactly as prom-client's own Histogram with the same observations", async () => {
+    const { client } = t.app.metrics;
+    const observation = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'DELETE'),
+      route: fc.constantFrom('/healthz', '/v1/ioas/:id', '/v1/devices/:id/bind', '/a "quoted" \\ route'),
+      status: fc.constantFrom(200, 201, 204, 404, 409),
+      seconds: fc.oneof(fc.double({ min: 0, max: 20, noNaN: true }), fc.constantFrom(0, 0.005, 0.01, 2.5, 10)),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(observation, { maxLength: 40 }), async (observations) => {
+        const ours = new client.Registry();
+        const theirs = new client.Registry();
+        const lean = new RouteHistogram('http_request_duration_seconds', 'request duration in seconds');
+        ours.registerMetric(lean as unknown as Parameters<typeof ours.registerMetric>[0]);
+        const reference = new client.Histogram({ name: 'http_request_duration_seconds', help: 'request duration in seconds', labelNames: ['method', 'route', 'status_code'], registers: [theirs] });
+        for (const o of observations) {
+          lean.observe(o.method, o.route, o.status, o.seconds);
+          reference.observe({ method: o.method, route: o.route, status_code: o.status }, o.seconds);
+        }
+        expect(await ours.metrics()).toBe(await theirs.metrics());
+        expect(await ours.getMetricsAsJSON()).toEqual(await theirs.getMetricsAsJSON());
+        ours.resetMetrics();
+        theirs.resetMetrics();
+        expect(await ours.metrics()).toBe(await theirs.metrics());
+      }),
+      { numRuns: 200 },
+    );
   });
 });

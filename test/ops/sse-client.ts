@@ -1,20 +1,23 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { SseParser } from '../../src/http/ui/sse.js';
 
 export interface SseMessage {
-  id?: string;
+  /** The last event id when it came (its own `id:`, else the one before it). */
+  id: string;
   event: string;
   data: unknown;
 }
 
 /**
- * A minimal SSE reader over node:http for tests: collects messages and comments, resolves waits.
- * Never shares the server's process state: it reads the bytes a real client would.
+ * An SSE reader over node:http for tests: collects messages (data parsed as JSON) and comments,
+ * resolves waits. Never shares the server's process state: it reads the bytes a real client would,
+ * with the clients' one parser (src/http/ui/sse.js).
  */
 export class SseClient {
   readonly messages: SseMessage[] = [];
   readonly comments: string[] = [];
   status = 0;
-  private buffer = '';
+  private readonly parser = new SseParser({ onComment: (c) => this.comments.push(c) });
   private waiters: (() => void)[] = [];
   private res: IncomingMessage | null = null;
   private ended = false;
@@ -40,24 +43,7 @@ export class SseClient {
   }
 
   private feed(chunk: string): void {
-    this.buffer += chunk;
-    let i: number;
-    while ((i = this.buffer.indexOf('\n\n')) >= 0) {
-      const block = this.buffer.slice(0, i);
-      this.buffer = this.buffer.slice(i + 2);
-      const msg: { id?: string; event: string; data: string[] } = { event: 'message', data: [] };
-      let any = false;
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) this.comments.push(line.slice(1).trim());
-        else if (line.startsWith('id:')) msg.id = line.slice(3).trim();
-        else if (line.startsWith('event:')) msg.event = line.slice(6).trim();
-        else if (line.startsWith('data:')) {
-          msg.data.push(line.slice(5).replace(/^ /, ''));
-          any = true;
-        }
-      }
-      if (any) this.messages.push({ ...(msg.id === undefined ? {} : { id: msg.id }), event: msg.event, data: JSON.parse(msg.data.join('\n')) as unknown });
-    }
+    for (const m of this.parser.feed(chunk)) this.messages.push({ id: m.id, event: m.event, data: JSON.parse(m.data) as unknown });
     this.notify();
   }
 

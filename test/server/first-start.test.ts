@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /**
@@ -131,6 +132,23 @@ describe('a refused start: one line, exit 1, nothing new left behind', () => {
     expect(oneLine(p)).toContain('the port is in use');
     expect(readdirSync(dir).sort()).toEqual(files);
     expect(readFileSync(join(dir, 'admin.token'), 'utf8')).toBe(token);
+  });
+
+  it('a database written by a newer ioasd: one line saying so and what to do; the file is left as it was', async () => {
+    const db = join(dir, 'ioasd.db');
+    const first = run(['--db', db]);
+    await ready(first);
+    await stop(first);
+    const raw = new Database(db);
+    raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from_the_future', 'x')").run();
+    raw.close();
+    const files = readdirSync(dir).sort();
+    const bytes = readFileSync(db);
+    const p = run(['--db', db]);
+    expect(await p.exited).toBe(1);
+    expect(oneLine(p)).toMatch(/^ioasd: database schema version 99 is newer than this ioasd \(it knows up to \d+\); run the newer ioasd, or restore a backup/);
+    expect(readdirSync(dir).sort()).toEqual(files);
+    expect(readFileSync(db).equals(bytes)).toBe(true);
   });
 
   it('an unreadable topology file: the path and where to fix it; no database', async () => {

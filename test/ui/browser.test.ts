@@ -131,7 +131,7 @@ describe.skipIf(!available)(available ? TITLE : `${TITLE}: SKIPPED, ${CHROMIUM} 
     expect(await page.locator('button[data-device-id="0000:01:00.0"]').getAttribute('aria-pressed')).toBe('true');
     const why = (await page.locator('#why-body').textContent()) ?? '';
     expect(why).toContain('You cannot take 0000:01:00.0: 1 blocker.');
-    expect(why).toContain('0000:01:00.1 (GPU HDMI audio) is on snd_hda_intel');
+    expect(why).toContain('0000:01:00.1 (GPU HDMI audio), in the same group 1, is bound to the kernel driver snd_hda_intel');
     expect(why).toContain('PUT /v1/devices/0000:01:00.1/driver {"driver":"vfio-pci"}');
     expect(why).toMatch(/bind\?dryRun=true → 409 EPERM/);
     await page.screenshot({ path: join(ARTIFACTS, 'ui-2-why-blocked-gpu.png'), fullPage: true });
@@ -139,6 +139,8 @@ describe.skipIf(!available)(available ? TITLE : `${TITLE}: SKIPPED, ${CHROMIUM} 
     // The fix, applied by an admin, turns the explanation around live.
     expect((await call(ADMIN, 'PUT', '/v1/devices/0000:01:00.1/driver', { driver: 'vfio-pci' })).status).toBe(200);
     await page.locator('#why-body .verdict[data-verdict="yes"]').waitFor({ timeout: 15_000 });
+    // With the request that takes it.
+    expect(await page.locator('#why-body .why-next').textContent()).toContain('POST /v1/devices/0000:01:00.0/bind {"contextId":');
     await expect.poll(() => page.locator('#group-1 .badge.ok').textContent()).toContain('Viable');
     await page.screenshot({ path: join(ARTIFACTS, 'ui-3-gpu-fixed.png'), fullPage: true });
 

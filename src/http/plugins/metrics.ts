@@ -4,9 +4,12 @@ import type { ObjectTable } from '../../core/objects.js';
 import type { Principals } from '../../core/principals.js';
 import type { QuotaBook } from '../../core/quotas.js';
 import type { WireErrno } from '../errno-status.js';
+import { registerRequestDurations } from './request-durations.js';
 
 /**
- * Prometheus metrics at /metrics (SPEC 10): fastify-metrics' HTTP histograms, and the service's own:
+ * Prometheus metrics at /metrics (SPEC 10): fastify-metrics' endpoint and prom-client's process and
+ * runtime metrics, `http_request_duration_seconds` (request-durations.ts), and the
+ * service's own:
  * - gauges of what each principal holds, computed when scraped from the object table and the quota
  *   book (never kept up to date by hand in handlers, so they cannot drift from the state they describe);
  * - `ioasd_refusals_total{errno, method, route}`, counting every problem+json answer by its errno
@@ -18,10 +21,11 @@ export async function metrics(app: FastifyInstance): Promise<void> {
   await app.register(metricsPlugin.default, {
     endpoint: { url: '/metrics', schema: { hide: true }, logLevel: 'warn' } as never,
     clearRegisterOnInit: true,
-    // Histograms only: Prometheus aggregates them across instances, and a summary's client-side
-    // quantiles cost time on every request.
-    routeMetrics: { enabled: { histogram: true, summary: false } },
+    // The request histogram is request-durations.ts: fastify-metrics' own takes two hooks, a
+    // WeakMap entry, a timer and prom-client's label checks per request, a tenth of a GET /healthz.
+    routeMetrics: { enabled: false },
   });
+  registerRequestDurations(app);
   registerDomainMetrics(app);
 }
 
@@ -118,16 +122,17 @@ function registerDomainMetrics(app: FastifyInstance): void {
     labelNames: ['errno', 'method', 'route'],
   });
   app.decorate('countRawRefusal', (errno: WireErrno) => refusals.inc({ errno, method: '', route: '(http parser)' }));
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
-    if (!String(reply.getHeader('content-type') ?? '').startsWith('application/problem+json')) return payload;
-    let errno = 'unknown';
-    try {
-      errno = (JSON.parse(payload) as { errno?: string }).errno ?? 'none';
-    } catch {
-      // not JSON after all: counted as unknown
+  // A callback hook, not an async one: most answers are not refusals and should not pay a promise.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode >= 400 && typeof payload === 'string' && String(reply.getHeader('content-type') ?? '').startsWith('application/problem+json')) {
+      let errno = 'unknown';
+      try {
+        errno = (JSON.parse(payload) as { errno?: string }).errno ?? 'none';
+      } catch {
+        // not JSON after all: counted as unknown
+      }
+      refusals.inc({ errno, method: request.method, route: request.routeOptions.url ?? '(no route)' });
     }
-    refusals.inc({ errno, method: request.method, route: request.routeOptions.url ?? '(no route)' });
-    return payload;
+    done(null, payload);
   });
 }

@@ -3,6 +3,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { VERSION } from '../../version.js';
+import { absentBodyIsEmptyObject } from '../empty-body.js';
 import { EXAMPLES, type OperationExample } from '../schemas/examples.js';
 import { problemResponses } from '../schemas/problem.js';
 
@@ -34,7 +35,9 @@ export async function openapiPlugin(app: FastifyInstance): Promise<void> {
  * and the media type's `example`.
  */
 export const openApiTransform: SwaggerTransform = (input) => {
-  const schema = input.schema as { hide?: boolean; body?: unknown; response?: Record<string, unknown> } | undefined;
+  const schema = input.schema as { hide?: boolean; body?: unknown; response?: Record<string, unknown>; operationId?: string } | undefined;
+  // A route that takes an absent body as {} (empty-body.ts) says its body is optional.
+  if (schema?.operationId && [(input.route as { onRequest?: unknown }).onRequest].flat().includes(absentBodyIsEmptyObject.onRequest)) optionalBodies.add(schema.operationId);
   if (schema && !schema.hide) {
     const statuses: Parameters<typeof problemResponses> = [405, 414];
     if (schema.body !== undefined) statuses.push(413, 415);
@@ -46,10 +49,13 @@ export const openApiTransform: SwaggerTransform = (input) => {
   return jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
 };
 
+/** operationIds of the routes whose body may be left out (@fastify/swagger marks every body required). */
+const optionalBodies = new Set<string>();
+
 interface Operation {
   operationId?: string;
   parameters?: { in: string; name: string; example?: unknown; schema?: { type?: unknown } }[];
-  requestBody?: { content: Record<string, { example?: unknown }> };
+  requestBody?: { required?: boolean; content: Record<string, { example?: unknown }> };
   responses?: Record<string, unknown>;
 }
 
@@ -59,6 +65,7 @@ export const openApiTransformObject: SwaggerTransformObject = (input) => {
     for (const operation of Object.values(operations)) {
       const example = operation.operationId === undefined ? undefined : EXAMPLES[operation.operationId];
       if (example) addExample(operation, example);
+      if (operation.requestBody && operation.operationId !== undefined && optionalBodies.has(operation.operationId)) operation.requestBody.required = false;
       // Responses in status order, so the document reads (and diffs) in a stable order.
       if (operation.responses) operation.responses = Object.fromEntries(Object.entries(operation.responses).sort(([a], [b]) => a.localeCompare(b)));
     }

@@ -9,9 +9,10 @@ export function requestId(req: RawRequestDefaultExpression): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-/** Every answer carries the request id. */
+/** Every answer carries the request id (a callback hook: an async one costs every answer a promise). */
 export function echoRequestId(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
 }

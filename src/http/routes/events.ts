@@ -33,7 +33,9 @@ export function deliverable(row: StoredEvent, viewer: Caller): object | null {
 
 /** GET /v1/events: every committed change as server-sent events, resumable across restarts (SPEC 10). */
 export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { store } = app.ioasd;
+  const { store, tx } = app.ioasd;
+  // Events of a group whose commit is still to come are not read (group commit, core/tx.ts).
+  const committedAfter = (seq: number, limit: number) => store.eventsAfter(seq, limit).filter((row) => row.seq < tx.uncommittedFrom);
   const hub = app.eventHub;
 
   // HEAD answers the headers a GET would and ends: the GET's stream never ends, and a HEAD, which
@@ -59,7 +61,7 @@ export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
       const lastEventId = request.headers['last-event-id'];
       const resume = request.query.after ?? (typeof lastEventId === 'string' && Seq.safeParse(lastEventId).success ? lastEventId : undefined);
       // Without a position the stream starts with what happens next.
-      let cursor = resume === undefined ? store.eventBounds().newest : Number(resume);
+      let cursor = resume === undefined ? Math.min(store.eventBounds().newest, tx.uncommittedFrom - 1) : Number(resume);
       reply.sse.keepAlive();
       let running = false;
       let again = false;
@@ -80,7 +82,7 @@ export const eventRoutes: FastifyPluginAsyncZod = async (app) => {
                 await reply.sse.send({ event: 'reset', data: { after: cursor, oldest } });
                 cursor = oldest - 1;
               }
-              const rows = store.eventsAfter(cursor, BATCH);
+              const rows = committedAfter(cursor, BATCH);
               if (rows.length === 0) break;
               for (const row of rows) {
                 cursor = row.seq;

@@ -1,4 +1,7 @@
+import { createReadStream, statSync } from 'node:fs';
+import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { SystemSummary } from '../../core/system-view.js';
 import { iommuOut } from '../../schemas/topology.js';
 import { VERSION } from '../../version.js';
 import { op } from '../schemas/common.js';
@@ -11,19 +14,22 @@ import { adminOnly, caller } from '../auth.js';
 import { DryRunQuery, IdempotencyHeaders, mutate } from '../mutation.js';
 
 export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { store, inventory, engine, contexts, quotas, objects } = app.ioasd;
+  const { system, engine, contexts, quotas, objects } = app.ioasd;
   const principalOut = views(app.ioasd).principal;
+  // The summary is the same object until something it shows changes: its answer is made once per change.
+  let last: { summary: SystemSummary; answer: z.output<typeof SystemOutput> } | null = null;
+  const systemOut = (summary: SystemSummary): z.output<typeof SystemOutput> => {
+    if (last?.summary !== summary) {
+      const { policy, iommu, counts, warnings } = summary;
+      last = { summary, answer: { version: VERSION, policy, iommu: iommuOut(iommu), counts, warnings } };
+    }
+    return last.answer;
+  };
 
   app.get(
     '/system',
     { schema: { ...op('system', 'getSystem', 'Policy in force, iommu capabilities, counts and a summary of isolation warnings'), response: { 200: SystemOutput, ...problemResponses(401) } } },
-    async () => ({
-      version: VERSION,
-      policy: engine.policy,
-      iommu: iommuOut(store.getIommu()),
-      counts: { ...inventory.counts(), principals: store.listPrincipals().length },
-      warnings: inventory.warningSummary(),
-    }),
+    async () => systemOut(system.summary()),
   );
 
   app.put(
@@ -76,5 +82,31 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async () => app.ioasd.check(),
+  );
+
+  app.get(
+    '/system/backup',
+    {
+      preHandler: adminOnly,
+      schema: {
+        ...op('system', 'backupDatabase', 'A consistent copy of the whole database, taken live (admin): an SQLite file to keep, restore by stopping the server and putting it in place'),
+        response: { 200: z.string().meta({ description: 'application/vnd.sqlite3: the database file (SQLite VACUUM INTO, compacted, every committed change up to the request)' }), ...problemResponses(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const file = app.ioasd.backup();
+      const { size } = statSync(file.path);
+      const stream = createReadStream(file.path);
+      // The copy exists only for this answer: it goes once sent, or once the client is gone.
+      stream.on('close', () => file.done());
+      request.log.info({ bytes: size }, 'database backup sent');
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      return reply
+        .type('application/vnd.sqlite3')
+        .header('content-length', size)
+        .header('content-disposition', `attachment; filename="ioasd-${stamp}.db"`)
+        .header('cache-control', 'no-store')
+        .send(stream as unknown as string); // a stream: the schema only documents the body, it never serializes it
+    },
   );
 };

@@ -12,7 +12,7 @@ import { z } from 'zod';
 
 /** Export and import of the whole inventory, and the rescan of a real host (admin). */
 export const topologyRoutes: FastifyPluginAsyncZod = async (app) => {
-  const { inventory, rescan, store, hostScan } = app.ioasd;
+  const { inventory, rescan, hostScan } = app.ioasd;
 
   app.get(
     '/topology',
@@ -36,7 +36,7 @@ export const topologyRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      const parsed = fromDocument(request.body, store.getIommu());
+      const parsed = fromDocument(request.body, inventory.iommu());
       return mutate(request, reply, () => ({ status: 200, body: topologyOut(inventory.import({ ...parsed, mode: request.query.mode }, actor(request))) }));
     },
   );
@@ -60,7 +60,7 @@ export const topologyRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request, reply) =>
       mutate(request, reply, () => {
         if (!hostScan) fail('EOPNOTSUPP', 'ioasd was started without --sysfs: there is no host to rescan (import a document with PUT /v1/topology instead)');
-        const { topology } = fromDocument(hostScan(), store.getIommu());
+        const { topology } = fromDocument(hostScan(), inventory.iommu());
         // The effects are those a dry run lists: derived from the events the rescan made.
         return { status: 200, body: { dryRun: false, effects: effectsOf(rescan.apply(topology, actor(request))) } };
       }),

@@ -407,6 +407,7 @@ async function refreshWhy() {
 function renderExplanation(x) {
   const v = VERDICT[x.verdict];
   const parts = [h('h3', { class: 'why-device' }, x.deviceId), h('p', { class: `verdict ${v.cls}`, 'data-verdict': x.verdict }, `${v.mark} ${x.summary}`)];
+  if (x.next.length) parts.push(h('h4', {}, 'To take it'), h('ol', { class: 'why-next' }, x.next.map((step) => h('li', {}, h('code', {}, step)))));
   if (x.blockers.length) {
     parts.push(
       h('h4', {}, 'Blockers and their fixes'),
