@@ -19,6 +19,8 @@ import { U64_MAX } from './u64.js';
  */
 
 export const PAGE_SIZE = 0x1000n;
+/** 2^53: below it a float64 holds every integer exactly. */
+const EXACT_BIG = 1n << 53n;
 const TOP = U64_MAX; // ULONG_MAX on a 64-bit kernel
 
 export interface MapArgs {
@@ -102,15 +104,34 @@ export function autoIova(space: IovaSpace, length: bigint, userAddress: bigint):
   fail('ENOSPC', `no free IOVA range of 0x${length.toString(16)} bytes aligned to 0x${align.toString(16)}`);
 }
 
+/**
+ * The windows of each space, kept while its allowed ranges and reserved set are the same arrays
+ * (both are replaced when they change, never edited in place): a batch of auto-allocated maps asks
+ * a thousand times in a row.
+ */
+const windowsOf = new WeakMap<IovaSpace, { allowed: readonly Range[]; reserved: readonly Range[]; windows: Range[] }>();
+
 /** [PAGE_SIZE, 2^64-1-PAGE_SIZE], narrowed to the allowed ranges when any, minus the reserved set. */
 function searchWindows(space: IovaSpace): Range[] {
-  const base = space.allowed.length > 0 ? sortRanges(space.allowed) : [{ start: PAGE_SIZE, last: TOP - PAGE_SIZE }];
-  const windows = mergeRanges(base.flatMap((r) => clip([r], PAGE_SIZE, TOP - PAGE_SIZE)));
-  const free = complement(space.reserved);
-  return windows.flatMap((w) => clip(free, w.start, w.last));
+  const { allowed, reserved } = space;
+  const known = windowsOf.get(space);
+  if (known && known.allowed === allowed && known.reserved === reserved) return known.windows;
+  const base = allowed.length > 0 ? sortRanges(allowed) : [{ start: PAGE_SIZE, last: TOP - PAGE_SIZE }];
+  const clipped = mergeRanges(base.flatMap((r) => clip([r], PAGE_SIZE, TOP - PAGE_SIZE)));
+  const free = complement(reserved);
+  const windows = clipped.flatMap((w) => clip(free, w.start, w.last));
+  windowsOf.set(space, { allowed, reserved, windows });
+  return windows;
 }
 
 export function roundUpPow2(n: bigint): bigint {
+  // Below 2^53 in float64s (powers of two are exact there), one conversion instead of a bigint shift per bit.
+  if (n <= EXACT_BIG) {
+    const x = Number(n);
+    let q = 1;
+    while (q < x) q *= 2;
+    return BigInt(q);
+  }
   let p = 1n;
   while (p < n) p <<= 1n;
   return p;

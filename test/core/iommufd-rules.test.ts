@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { IovaSpace } from '../../src/core/iova-space.js';
+import { roundUpPow2 } from '../../src/core/map-rules.js';
 import { coreFixture, errnoOf, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_DOMAIN, MOCK_PAGE_SIZE, P, U64_MAX, type CoreFixture } from './fixture.js';
 
 /**
@@ -327,5 +328,18 @@ describe('allowed ranges and iova-ranges', () => {
     f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 10n * P, last: 20n * P }]);
     expect(errnoOf(() => f.core.mappings.setAllowedRanges(f.alice, ioas.id, [{ start: 0n, last: 3n * P }]))).toBe('EADDRINUSE');
     expect(ioas.allowed).toEqual([{ start: 10n * P, last: 20n * P }]);
+  });
+});
+
+describe('auto-allocation helpers', () => {
+  it('roundUpPow2 is the least power of two at or above n, on either side of 2^53', () => {
+    const slow = (n: bigint): bigint => {
+      let p = 1n;
+      while (p < n) p <<= 1n;
+      return p;
+    };
+    const around = (x: bigint) => [x - 2n, x - 1n, x, x + 1n, x + 2n];
+    const cases = [0n, 1n, 2n, 3n, 0x1000n, 0x1001n, ...around(1n << 52n), ...around(1n << 53n), ...around(1n << 54n), (1n << 63n) - 1n];
+    for (const n of cases) expect(roundUpPow2(n), `n = 0x${n.toString(16)}`).toBe(slow(n));
   });
 });
