@@ -35,14 +35,17 @@ const BTree = sortedBtree.default;
 type BTree<K, V> = InstanceType<typeof BTree<K, V>>;
 
 /** A store that keeps nothing: every write is dropped, every list is empty, one principal with room. */
+const quotas = { maxIoas: 10, maxMappings: 10_000_000, maxPinnedBytes: 1n << 62n, maxPasids: 0, maxContexts: 10 };
 const noStore = new Proxy({} as Store, {
   get(_, name: string) {
     if (name === 'transaction') return <T,>(fn: () => T) => fn();
     if (name === 'getPolicy') return () => 'device-first';
-    if (name === 'getPrincipal') return () => ({ clearances: [], quotas: { maxIoas: 10, maxMappings: 10_000_000, maxPinnedBytes: 1n << 62n, maxPasids: 0, maxContexts: 10 } });
+    if (name === 'getPrincipal') return () => ({ clearances: [], quotas });
+    // The core keeps principals in memory, loaded from this list at start.
+    if (name === 'listPrincipals') return () => [{ id: 'bench', name: 'bench', role: 'user', clearances: [], quotas, createdAt: '' }];
     if (name === 'eventBounds') return () => ({ oldest: 1, newest: 0 });
     if (name === 'appendEvent') return () => 0;
-    if (name.startsWith('list')) return () => [];
+    if (name.startsWith('list') || name === 'getHostWarnings') return () => [];
     return () => undefined;
   },
 });
