@@ -59,9 +59,7 @@ export class Contexts {
 
   /** How many contexts a principal holds. */
   heldBy(principalId: string): number {
-    let n = 0;
-    for (const c of this.deps.objects.all('context').values()) if (c.principalId === principalId) n++;
-    return n;
+    return this.deps.objects.countOwned('context', principalId);
   }
 
   list(caller: Caller): Context[] {

@@ -63,6 +63,8 @@ export class ObjectTable {
     'pasid-attachment': new Map(),
   };
   private readonly byContext = new Map<string, Set<CoreObject>>();
+  /** How many objects of each type each principal owns (a quota check must not scan the table). */
+  private readonly owned = new Map<string, number>();
   private readonly destroyOps: { [K in ObjectType]?: DestroyOp<K> } = {};
   private emit: (event: CoreEvent) => void = () => {};
 
@@ -79,6 +81,11 @@ export class ObjectTable {
   /** Every object of a type, by id (read-only: changes go through add and destroy). */
   all<K extends ObjectType>(type: K): ReadonlyMap<Key<K>, ObjectTypes[K]> {
     return this.byType[type];
+  }
+
+  /** How many objects of this type the principal owns. */
+  countOwned(type: ObjectType, principalId: string): number {
+    return this.owned.get(`${type}\0${principalId}`) ?? 0;
   }
 
   /** The object of this type and id, whoever owns it. */
@@ -115,10 +122,7 @@ export class ObjectTable {
   add(obj: ObjectTypes[ObjectType], undo?: UndoLog): void {
     const map = this.byType[obj.type] as Map<number | string, CoreObject>;
     if (map.has(obj.id)) throw new Error(`${obj.type} ${obj.id} is already in the object table`);
-    map.set(obj.id, obj);
-    let mine = this.byContext.get(obj.contextId);
-    if (!mine) this.byContext.set(obj.contextId, (mine = new Set()));
-    mine.add(obj);
+    this.put(obj);
     undo?.push(() => this.drop(obj));
     this.emit(lifecycleEvent(obj, true));
   }
@@ -196,6 +200,10 @@ export class ObjectTable {
     const mine = this.byContext.get(obj.contextId);
     mine?.delete(obj);
     if (mine?.size === 0) this.byContext.delete(obj.contextId);
+    const key = `${obj.type}\0${obj.principalId}`;
+    const n = (this.owned.get(key) ?? 0) - 1;
+    if (n > 0) this.owned.set(key, n);
+    else this.owned.delete(key);
   }
 
   private put(obj: CoreObject): void {
@@ -203,6 +211,8 @@ export class ObjectTable {
     let mine = this.byContext.get(obj.contextId);
     if (!mine) this.byContext.set(obj.contextId, (mine = new Set()));
     mine.add(obj);
+    const key = `${obj.type}\0${obj.principalId}`;
+    this.owned.set(key, (this.owned.get(key) ?? 0) + 1);
   }
 }
 

@@ -121,3 +121,22 @@ describe('replace over HTTP', () => {
     }
   });
 });
+
+describe.each<StoreKind>(['sqlite', 'memory'])('owned counts (%s store)', (kind) => {
+  it('a principal\'s context count follows creates, deletes, dry runs and teardown, as a scan of the table would', () => {
+    const f = demo(kind);
+    const scan = (principalId: string) => [...f.core.objects.all('context').values()].filter((c) => c.principalId === principalId).length;
+    const counts = () => ({ alice: f.core.contexts.heldBy(f.alice.id), bob: f.core.contexts.heldBy(f.bob.id) });
+    const ids = [0, 1, 2].map(() => f.core.contexts.create(f.alice, {}).id);
+    f.core.contexts.create(f.bob, {});
+    expect(counts()).toEqual({ alice: 3, bob: 1 });
+    f.core.tx.dryRun(() => f.core.contexts.delete(f.alice, ids[0]!));
+    expect(counts()).toEqual({ alice: 3, bob: 1 });
+    f.core.contexts.delete(f.alice, ids[0]!);
+    expect(counts()).toEqual({ alice: 2, bob: 1 });
+    f.core.contexts.releasePrincipal(f.alice.id);
+    expect(counts()).toEqual({ alice: scan(f.alice.id), bob: scan(f.bob.id) });
+    expect(counts()).toEqual({ alice: 0, bob: 1 });
+    expect(f.restart().contexts.heldBy(f.bob.id)).toBe(1);
+  });
+});
