@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommitFailed } from '../../src/core/tx.js';
 import { snapshot } from '../../src/core/check.js';
-import type { Db } from '../../src/store/database.js';
+import { failNextSqliteCommit } from '../fail-commit.js';
 import { coreFixture, errnoOf, P, type CoreFixture, type StoreKind } from './fixture.js';
 import type { memoryStore } from './memory-store.js';
 
@@ -38,17 +38,8 @@ function grouped(kind: StoreKind) {
  * injected failure.
  */
 function failNextCommit(f: CoreFixture): void {
-  if (f.db) {
-    const db: Db = f.db;
-    const store = f.store as { commit(): void };
-    const real = store.commit;
-    store.commit = () => {
-      store.commit = real;
-      db.pragma('defer_foreign_keys = ON');
-      db.prepare("INSERT INTO ioas (id, context_id, created_at) VALUES (999999, 'no-such-context', 'x')").run();
-      real();
-    };
-  } else (f.store as ReturnType<typeof memoryStore>).failNextCommit(new Error('disk full (injected)'));
+  if (f.db) failNextSqliteCommit(f.store, f.db);
+  else (f.store as ReturnType<typeof memoryStore>).failNextCommit(new Error('disk full (injected)'));
 }
 
 describe.each<StoreKind>(['sqlite', 'memory'])('group commit (%s store)', (kind) => {

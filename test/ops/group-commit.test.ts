@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { failNextSqliteCommit } from '../fail-commit.js';
 import { expectProblem, testApp, type TestApp } from '../helpers.js';
 
 /**
@@ -23,18 +24,6 @@ function watchCommits(t: TestApp) {
   return watch;
 }
 
-/** The next commit fails as a real one can: a foreign key deferred to COMMIT does not hold. */
-function failNextCommit(t: TestApp): void {
-  const { store, db } = t.app.ioasd;
-  const real = store.commit;
-  store.commit = () => {
-    store.commit = real;
-    db.pragma('defer_foreign_keys = ON');
-    db.prepare("INSERT INTO ioas (id, context_id, created_at) VALUES (999999, 'no-such-context', 'x')").run();
-    real();
-  };
-}
-
 describe('group commit', () => {
   it('requests of one turn share a commit, and each answer leaves only after the commit holding it', async () => {
     t = await testApp();
@@ -56,7 +45,7 @@ describe('group commit', () => {
   it('a failed commit answers 503 EIO for the group, keeps nothing of it, and a retry then succeeds', async () => {
     t = await testApp();
     const before = (await t.admin({ url: '/v1/contexts' })).json() as { id: string }[];
-    failNextCommit(t);
+    failNextSqliteCommit(t.app.ioasd.store, t.app.ioasd.db);
     const posts = Array.from({ length: 5 }, (_, i) =>
       t.admin({ method: 'POST', url: '/v1/contexts', headers: { 'idempotency-key': `k${i}` }, payload: { name: `c${i}` } }),
     );
