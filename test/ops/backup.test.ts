@@ -35,6 +35,12 @@ describe('online backup', () => {
 
     mkdirSync(join(dir, 'restored'));
     const restored = join(dir, 'restored', 'ioasd.db');
+    // HEAD answers the headers and makes no copy.
+    const head = await t.admin({ method: 'HEAD', url: '/v1/system/backup' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-type']).toBe('application/vnd.sqlite3');
+    expect(head.rawPayload.length).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.startsWith('.ioasd-backup-'))).toEqual([]);
     writeFileSync(restored, res.rawPayload);
     const other = await buildApp({ db: restored, adminToken: ADMIN_TOKEN, leaseCheckMs: 0 });
     try {

@@ -94,18 +94,18 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      reply.type('application/vnd.sqlite3').header('content-disposition', `attachment; filename="ioasd-${stamp}.db"`).header('cache-control', 'no-store');
+      // HEAD (Fastify's copy of this route) answers the headers without making a copy to send nowhere.
+      if (request.method === 'HEAD') return reply.send('');
       const file = app.ioasd.backup();
       const { size } = statSync(file.path);
       const stream = createReadStream(file.path);
       // The copy exists only for this answer: it goes once sent, or once the client is gone.
       stream.on('close', () => file.done());
       request.log.info({ bytes: size }, 'database backup sent');
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
       return reply
-        .type('application/vnd.sqlite3')
         .header('content-length', size)
-        .header('content-disposition', `attachment; filename="ioasd-${stamp}.db"`)
-        .header('cache-control', 'no-store')
         .send(stream as unknown as string); // a stream: the schema only documents the body, it never serializes it
     },
   );
