@@ -13,6 +13,7 @@ import type { RateLimit } from './http/plugins/rate-limit.js';
 import { echoRequestId, requestId } from './http/plugins/request-id.js';
 import { routes } from './http/routes/index.js';
 import { responseSerializerCompiler } from './http/serializer.js';
+import { closeDatabase } from './store/database.js';
 
 export interface AppOptions extends BootstrapOptions {
   /** A pino logger (see logger.ts); without one the app logs nothing (tests). */
@@ -54,7 +55,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('onClose', async () => {
     // What the last turn changed is committed before the database closes.
     services.tx.groupCommits(null);
-    services.db.close();
+    const t0 = performance.now();
+    const packed = closeDatabase(services.db);
+    if (packed > 0) app.log.info({ mappings: packed, ms: Math.round(performance.now() - t0) }, 'mapping rows packed for the next start');
   });
   if (services.adminTokenFile) app.log.info({ file: services.adminTokenFile }, 'admin token written (mode 0600)');
 

@@ -125,6 +125,9 @@ export function checkInvariants(live: Core, rebuild: () => Core, store: Store): 
     v('memory-equals-database', key, x === undefined ? 'in the database, not in memory' : y === undefined ? 'in memory, not in the database' : shown);
   }
 
+  // The store's packed copy of the mapping rows (read at start-up instead of them) equals them.
+  for (const problem of store.mappingCopyProblems()) v('mapping-copy-equals-rows', 'mappings', problem);
+
   return {
     ok: violations.length === 0,
     checked: {

@@ -56,12 +56,18 @@ export class Mappings {
    */
   restore(): void {
     const { port, objects, quotas } = this.deps;
-    // Pages by id (ids are small dense integers): a plain array is far cheaper than a Map at 1M.
-    const pages: Pages[] = [];
+    // Pages seen once so far, by id (small dense integers): the index + 1 of the principal charged,
+    // in a plain array of small integers (no object per mapping: a restart reads a million rows).
+    // Pages seen twice (copies), or that differ from their mapping, become one shared object.
+    const seen: number[] = [];
+    const chargedTo: string[] = [];
+    const sharedById = new Map<number, Pages>();
     // Rows stream into each space's index (no array of a million objects held while it builds).
     let batch: ReturnType<IovaSpace['mappings']['bulkLoad']> | undefined;
     let batchCount = 0;
     let batchIoas = -1;
+    let principalId = '';
+    let principalIdx = 0;
     const flush = (): void => {
       const space = objects.find('ioas', batchIoas);
       if (space && batch) {
@@ -71,22 +77,46 @@ export class Mappings {
       batch = undefined;
       batchCount = 0;
     };
+    // The index copies what it needs from the item and keeps no reference to it, nor to pages that
+    // are private to their mapping (mapping-rows.ts): one scratch item and one scratch pages serve
+    // every private row.
+    const scratchPages: Pages = { id: 0, principalId: '', bytes: 0n, writable: false, refs: 1 };
+    const item = { iova: 0n, last: 0n, length: 0n, userAddress: 0n, read: false, write: false, pages: scratchPages };
     port.eachMapping((ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
       if (ioasId !== batchIoas) {
         flush();
         batchIoas = ioasId;
-        batch = objects.find('ioas', ioasId)?.mappings.bulkLoad();
+        const space = objects.find('ioas', ioasId);
+        batch = space?.mappings.bulkLoad();
+        principalId = space?.principalId ?? '';
+        principalIdx = chargedTo.indexOf(principalId);
+        if (principalIdx < 0) principalIdx = chargedTo.push(principalId) - 1;
       }
-      let p = pages[pagesId];
-      if (!p) {
-        const principalId = objects.find('ioas', ioasId)?.principalId ?? '';
-        p = { id: pagesId, principalId, bytes: pagesBytes, writable: pagesWritable, refs: 0 };
-        pages[pagesId] = p;
-        quotas.pin(principalId, p.bytes);
-        if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
+      let p = sharedById.size > 0 ? sharedById.get(pagesId) : undefined;
+      if (p) p.refs++;
+      else {
+        const first = seen[pagesId];
+        if (first === undefined) {
+          seen[pagesId] = principalIdx + 1;
+          quotas.pin(principalId, pagesBytes);
+          if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
+          if (pagesBytes === length) {
+            p = scratchPages;
+            p.id = pagesId;
+            p.principalId = principalId;
+            p.bytes = pagesBytes;
+            p.writable = pagesWritable;
+          } else sharedById.set(pagesId, (p = { id: pagesId, principalId, bytes: pagesBytes, writable: pagesWritable, refs: 1 }));
+        } else sharedById.set(pagesId, (p = { id: pagesId, principalId: chargedTo[first - 1]!, bytes: pagesBytes, writable: pagesWritable, refs: 2 }));
       }
-      p.refs++;
-      batch?.add({ iova, last: iova + length - 1n, length, userAddress, read, write, pages: p });
+      item.iova = iova;
+      item.last = iova + length - 1n;
+      item.length = length;
+      item.userAddress = userAddress;
+      item.read = read;
+      item.write = write;
+      item.pages = p;
+      batch?.add(item);
       batchCount++;
     });
     flush();

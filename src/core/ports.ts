@@ -190,8 +190,13 @@ export interface MappingPort {
   /** Writes mappings of one ioas, in one pass (a batch map is one multi-row statement run per chunk). */
   insertMappings(ioasId: number, ms: readonly Mapping[]): void;
   deleteMapping(ioasId: number, iova: bigint): void;
-  /** Calls `sink` for every mapping, sorted by (ioas, iova): the start-up rebuild. */
+  /**
+   * Calls `sink` for every mapping, sorted by (ioas, iova): the start-up rebuild. A store may read
+   * them from a packed copy of its rows that it keeps exactly equal to them.
+   */
   eachMapping(sink: MappingRowSink): void;
+  /** Where that packed copy, if the store keeps one, differs from the rows (the invariant check). */
+  mappingCopyProblems(): string[];
 }
 
 export type StoredHwpt = HwptRecord;

@@ -1,6 +1,7 @@
 import type { Mapping } from '../core/model.js';
 import type { IoasPort, MappingPort, MappingRowSink, StoredIoas } from '../core/ports.js';
 import type { Db } from './database.js';
+import { mappingSnapshotProblems, readMappingSnapshot } from './mapping-snapshot.js';
 import { MultiInsert } from './multi-insert.js';
 import { decodeRanges, decodeU64, encodeRanges, encodeU64 } from './values.js';
 
@@ -70,7 +71,10 @@ export function ioasStore(db: Db): IoasPort & MappingPort {
     },
     deleteMapping: (ioasId, iova) => void s.deleteMapping.run(ioasId, encodeU64(iova)),
     eachMapping(sink) {
+      // The packed copy written at the last clean stop, when the table has not changed since.
+      if (readMappingSnapshot(db, sink)) return;
       for (const r of s.listMappings.iterate() as Iterable<[number, bigint, bigint, bigint, number, number, bigint | null]>) mappingCodec.fromRow(r, sink);
     },
+    mappingCopyProblems: () => mappingSnapshotProblems(db),
   };
 }

@@ -190,6 +190,7 @@ export function memoryStore(): Store & { tables(): Tables; failNextCommit(err: E
         for (const r of rows) sink(ioasId, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
       }
     },
+    mappingCopyProblems: () => [],
     // ownership
     insertHwpt: (h) => void t.hwpts.set(h.id, plain({ ...h })),
     deleteHwpt: (id) => void t.hwpts.delete(id),

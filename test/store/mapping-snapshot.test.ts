@@ -1,0 +1,230 @@
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../src/app.js';
+import type { Caller } from '../../src/core/caller.js';
+import { snapshot } from '../../src/core/check.js';
+import type { Core } from '../../src/core/core.js';
+import { openDatabase, type Db } from '../../src/store/database.js';
+import { mappingSnapshotProblems, PART_ROWS, readMappingSnapshot, writeMappingSnapshot } from '../../src/store/mapping-snapshot.js';
+import { ADMIN_TOKEN } from '../helpers.js';
+
+/**
+ * The packed copy of the mappings table: written at a clean stop, read by the next start instead of
+ * the rows, emptied by any change to the table, compared row by row by the self-check.
+ */
+const admin: Caller = { id: 'admin', role: 'admin' } as Caller;
+const OFFSET = 1n << 63n;
+let dir: string;
+let app: App | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const open = async (): Promise<App> => (app = await buildApp({ db: join(dir, 'ioasd.db'), adminToken: ADMIN_TOKEN, leaseCheckMs: 0 }));
+const close = async (): Promise<void> => {
+  await app?.close();
+  app = undefined;
+};
+/** Reads the closed database file directly. */
+const onDisk = <T>(fn: (db: Db) => T): T => {
+  const db = new Database(join(dir, 'ioasd.db'));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+};
+const copyRows = (db: Db) => db.prepare('SELECT count(*) AS parts, coalesce(sum(rows), 0) AS rows FROM mapping_snapshot').get() as { parts: number; rows: number };
+
+/** What a start rebuilds: every object with its mappings, the charges, and which mappings share pinned pages. */
+function state(core: Core): string {
+  const objects = [...snapshot(core).entries()];
+  const usage = core.quotas.usageFor('admin');
+  const sharing: string[] = [];
+  for (const space of core.objects.all('ioas').values()) {
+    for (const m of space.mappings.from()) sharing.push(`${space.id}:${m.iova} pages ${m.pages.id} refs ${m.pages.refs} bytes ${m.pages.bytes}`);
+  }
+  return JSON.stringify({ objects, usage, sharing }, (_, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+}
+
+/** Two spaces: plain mappings, one at the top of the user address space, and a partial copy (shared pages of another size). */
+function fill(core: Core): { a: number; b: number } {
+  const ctx = core.contexts.create(admin, {});
+  const a = core.ioas.create(admin, ctx.id).id;
+  const b = core.ioas.create(admin, ctx.id).id;
+  core.mappings.mapBatch(
+    admin,
+    a,
+    Array.from({ length: 300 }, (_, i) => ({ iova: 0x100000n + BigInt(i) * 0x4000n, length: 0x2000n, userAddress: 0x7f0000000000n + BigInt(i) * 0x2000n, read: true, write: i % 3 !== 0 })),
+  );
+  core.mappings.map(admin, a, { iova: 0x4000_0000n, length: 0x1000n, userAddress: 0xffff_ffff_ffff_e000n, read: true, write: false });
+  core.mappings.copy(admin, b, { srcIoasId: a, srcIova: 0x104000n, length: 0x1000n, dstIova: 0x200000n, read: true, write: false });
+  core.mappings.copy(admin, b, { srcIoasId: a, srcIova: 0x108000n, length: 0x2000n, read: true, write: true });
+  return { a, b };
+}
+
+describe('the packed copy of the mappings table', () => {
+  it('is written at a clean stop; the next start reads it and rebuilds the same state; a change empties it in the same transaction', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ioasd-snapshot-'));
+    const core = (await open()).ioasd;
+    const { a } = fill(core);
+    const before = state(core);
+    const rowCount = core.store.listIoas().length > 0 ? (core.db.prepare('SELECT count(*) FROM mappings').pluck().get() as number) : 0;
+    expect(rowCount).toBe(303);
+    await close();
+    expect(onDisk(copyRows)).toEqual({ parts: 1, rows: 303 });
+
+    const again = (await open()).ioasd;
+    expect(state(again)).toBe(before);
+    expect(again.check()).toMatchObject({ ok: true, violations: [] });
+    // Nothing changed the mappings: the copy stays for the next start.
+    expect(copyRows(again.db)).toEqual({ parts: 1, rows: 303 });
+
+    again.mappings.map(admin, a, { length: 0x1000n, userAddress: 0x1000n, read: true, write: true });
+    expect(copyRows(again.db)).toEqual({ parts: 0, rows: 0 });
+    const changed = state(again);
+    await close();
+    expect(onDisk(copyRows)).toEqual({ parts: 1, rows: 304 });
+    expect(state((await open()).ioasd)).toBe(changed);
+  });
+
+  it('is what the start reads: a row changed behind it (triggers dropped) shows, and the self-check names the difference', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ioasd-snapshot-'));
+    const { a } = fill((await open()).ioasd);
+    await close();
+    onDisk((db) => {
+      const saved = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mappings'").pluck().all() as string[];
+      expect(saved).toHaveLength(3);
+      db.exec('DROP TRIGGER mapping_snapshot_stale_on_update');
+      db.prepare('UPDATE mappings SET user_address = ? WHERE ioas_id = ? AND iova = ?').run(0x5000n - OFFSET, a, 0x100000n - OFFSET);
+      db.exec(saved.find((s) => s.includes('on_update'))!);
+    });
+    const core = (await open()).ioasd;
+    // Memory holds the copy's user address, not the row's.
+    expect(core.ioas.get(admin, a).mappings.find(0x100000n)?.userAddress).toBe(0x7f0000000000n);
+    const report = core.check();
+    expect(report.ok).toBe(false);
+    expect(report.violations).toEqual([
+      { invariant: 'mapping-copy-equals-rows', object: 'mappings', detail: expect.stringMatching(/^row 0: the copy has .* the table .*20480 /) as unknown },
+    ]);
+  });
+
+  it('is emptied by any other SQLite client that changes the table (the triggers live in the schema)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ioasd-snapshot-'));
+    const { a } = fill((await open()).ioasd);
+    await close();
+    for (const [change, iova] of [
+      ['UPDATE mappings SET flags = 1 WHERE ioas_id = ? AND iova = ?', 0x104000n],
+      ['DELETE FROM mappings WHERE ioas_id = ? AND iova = ?', 0x10c000n],
+      ['INSERT INTO mappings SELECT ioas_id, iova + 0x1000000, length, user_address, flags, pages_id + 100000, pages_bytes FROM mappings WHERE ioas_id = ? AND iova = ?', 0x110000n],
+    ] as const) {
+      await open();
+      await close();
+      expect(onDisk(copyRows).parts).toBe(1);
+      expect(onDisk((db) => db.prepare(change).run(a, iova - OFFSET).changes)).toBe(1);
+      expect(onDisk(copyRows)).toEqual({ parts: 0, rows: 0 });
+      const core = (await open()).ioasd;
+      expect(core.check()).toMatchObject({ ok: true });
+      await close();
+    }
+  });
+
+  it('is passed over when unusable (a damaged header, a row count off): the start reads the rows, the self-check names it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ioasd-snapshot-'));
+    const { a } = fill((await open()).ioasd);
+    const want = state(app!.ioasd);
+    await close();
+    onDisk((db) => {
+      const data = db.prepare('SELECT data FROM mapping_snapshot WHERE part = 0').pluck().get() as Buffer;
+      data.write('ioasdXX1', 0, 'latin1');
+      db.prepare('UPDATE mapping_snapshot SET data = ? WHERE part = 0').run(data);
+    });
+    let core = (await open()).ioasd;
+    expect(state(core)).toBe(want);
+    expect(core.check().violations).toEqual([{ invariant: 'mapping-copy-equals-rows', object: 'mappings', detail: expect.stringContaining('part 0') as unknown }]);
+    await close();
+
+    // A row the copy does not count (added with the insert trigger dropped): the rows are read.
+    onDisk((db) => {
+      db.exec('DELETE FROM mapping_snapshot');
+      expect(writeMappingSnapshot(db)).toBe(303);
+      db.exec('DROP TRIGGER mapping_snapshot_stale_on_insert');
+      db.prepare('INSERT INTO mappings VALUES (?, ?, ?, ?, 3, 99999, NULL)').run(a, 0x4800_0000n - OFFSET, 0x1000n - OFFSET, 0x9000n - OFFSET);
+    });
+    core = (await open()).ioasd;
+    expect(core.ioas.get(admin, a).mappings.find(0x4800_0000n)?.userAddress).toBe(0x9000n);
+    expect(core.check().violations.map((v) => v.invariant)).toEqual(['mapping-copy-equals-rows']);
+  });
+});
+
+describe('packing (store level)', () => {
+  type Row = [number, bigint, bigint, bigint, number, number, bigint | null];
+  const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+  const rowArb = fc.tuple(fc.integer({ min: 1, max: 2 ** 31 - 1 }), u64, u64, u64, fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 2 ** 40 }), fc.option(u64));
+
+  function withRows(rows: readonly Row[], fn: (db: Db) => void): void {
+    const { db } = openDatabase(':memory:');
+    try {
+      db.pragma('foreign_keys = OFF');
+      const insert = db.prepare('INSERT OR IGNORE INTO mappings VALUES (?, ?, ?, ?, ?, ?, ?)');
+      db.transaction(() => {
+        for (const r of rows) insert.run(r[0], r[1] - OFFSET, r[2] - OFFSET, r[3] - OFFSET, r[4], r[5], r[6] === null ? null : r[6] - OFFSET);
+      })();
+      fn(db);
+    } finally {
+      db.close();
+    }
+  }
+  /** The rows as the start-up sink receives them, from the table or from the copy. */
+  function read(db: Db, from: 'copy' | 'table'): string[] {
+    const out: string[] = [];
+    const sink = (...r: unknown[]) => void out.push(r.map(String).join(' '));
+    if (from === 'copy') expect(readMappingSnapshot(db, sink)).toBe(true);
+    else {
+      for (const r of db.prepare('SELECT * FROM mappings ORDER BY ioas_id, iova').raw().safeIntegers(true).iterate() as Iterable<bigint[]>) {
+        const length = r[2]! + OFFSET;
+        const f = Number(r[4]);
+        sink(Number(r[0]), r[1]! + OFFSET, length, r[3]! + OFFSET, (f & 1) !== 0, (f & 2) !== 0, Number(r[5]), r[6] === null ? length : r[6]! + OFFSET, (f & 4) !== 0);
+      }
+    }
+    return out;
+  }
+
+  it('hands back every row exactly, in order: any u64, absent and present page sizes, flags', () => {
+    fc.assert(
+      fc.property(fc.array(rowArb, { minLength: 1, maxLength: 200 }), (rows) => {
+        withRows(rows, (db) => {
+          const table = read(db, 'table');
+          expect(writeMappingSnapshot(db)).toBe(table.length);
+          expect(read(db, 'copy')).toEqual(table);
+          expect(mappingSnapshotProblems(db)).toEqual([]);
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('splits a large table into parts and reads them back in order; an empty table writes nothing; a present copy is kept', () => {
+    const n = PART_ROWS + 1000;
+    const rows: Row[] = Array.from({ length: n }, (_, i) => [1 + (i % 3), BigInt(i) << 12n, 0x1000n, (1n << 63n) + BigInt(i), 3, i + 1, i % 5 === 0 ? 0x4000n : null]);
+    withRows(rows, (db) => {
+      expect(writeMappingSnapshot(db)).toBe(n);
+      expect(db.prepare('SELECT part, rows FROM mapping_snapshot ORDER BY part').raw().all()).toEqual([
+        [0, PART_ROWS],
+        [1, 1000],
+      ]);
+      expect(read(db, 'copy')).toEqual(read(db, 'table'));
+      expect(writeMappingSnapshot(db)).toBe(0);
+    });
+    withRows([], (db) => {
+      expect(writeMappingSnapshot(db)).toBe(0);
+      expect(readMappingSnapshot(db, () => undefined)).toBe(false);
+    });
+  });
+});
