@@ -116,5 +116,16 @@ export class Contexts {
 }
 
 function contextObject(r: ContextRecord): Context {
-  return { ...r, type: 'context', contextId: r.id, users: new Set() };
+  // Field by field, one shape for every context (a spread of the record builds it key by key).
+  return {
+    type: 'context',
+    id: r.id,
+    contextId: r.id,
+    principalId: r.principalId,
+    name: r.name,
+    leaseSeconds: r.leaseSeconds,
+    expiresAt: r.expiresAt,
+    createdAt: r.createdAt,
+    users: new Set(),
+  };
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import type { Secrets } from '../core/ports.js';
 
 /**
@@ -9,8 +9,25 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+/**
+ * Random bytes for ids, drawn from the system's generator a pool at a time (as Node's own
+ * randomUUID does): one call into it per id cost more than the rest of making a context.
+ */
+const ID_BYTES = 6;
+const pool = Buffer.alloc(ID_BYTES * 512);
+let poolAt = pool.length;
+
+function newId(prefix: string): string {
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  poolAt += ID_BYTES;
+  return `${prefix}-${pool.toString('hex', poolAt - ID_BYTES, poolAt)}`;
+}
+
 export const nodeSecrets: Secrets = {
-  newId: (prefix) => `${prefix}-${randomBytes(6).toString('hex')}`,
+  newId,
   newToken: () => {
     const token = `ioasd_${randomBytes(32).toString('base64url')}`;
     return { token, hash: hashToken(token) };
