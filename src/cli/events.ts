@@ -76,6 +76,8 @@ export async function followEvents(ctx: Context, options: EventsOptions): Promis
     });
   } catch (err) {
     if (!(err instanceof StreamRefused)) throw err;
+    // Not a refusal but an answer that is no event stream (a proxy's page, a wrong URL): the server side.
+    if (err.status < 400) throw new CliError(`${err.message} (is --server the ioasd server?)`, EXIT.server);
     const problem: Problem =
       err.body !== null && typeof err.body === 'object' ? { ...(err.body as Problem), status: err.status } : { status: err.status, detail: String(err.body ?? '').slice(0, 200) || undefined };
     throw new CliError(describeProblem(problem), exitForProblem(err.status, problem.errno), problem);

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN, cli, Server, spawnCli } from './harness.js';
 
@@ -72,5 +74,18 @@ describe('ioasctl events', () => {
     const r = await cli(['events'], { IOASD_URL: server.url, IOASD_TOKEN: 'not-a-valid-token-at-all' });
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('EACCES');
+  });
+
+  it('stops with the server exit status when the URL answers something that is not an event stream', async () => {
+    const page = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>not ioasd</html>'));
+    await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
+    try {
+      const r = await cli(['events'], { IOASD_URL: `http://127.0.0.1:${(page.address() as AddressInfo).port}`, IOASD_TOKEN: 'any-token-at-all-0123456789' });
+      expect(r.code).toBe(8);
+      expect(r.stderr).toContain('event stream refused: HTTP 200 with text/html, not text/event-stream (is --server the ioasd server?)');
+    } finally {
+      page.closeAllConnections();
+      await new Promise((r) => page.close(r));
+    }
   });
 });

@@ -286,6 +286,25 @@ describe('followEvents against a server that misbehaves on purpose', () => {
     expect(requests.slice(0, 3).map((h) => h['last-event-id'])).toEqual([undefined, undefined, undefined]);
   });
 
+  it('an answer that is not an event stream (another type, no type, 204) ends it at once, as EventSource fails the connection', async () => {
+    const answers: ((res: ServerResponse) => void)[] = [
+      (res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html>a proxy login page</html>'),
+      (res) => res.writeHead(200).end('id: 1\ndata: x\n\n'),
+      (res) => res.writeHead(204).end(),
+    ];
+    const { url, requests } = await serve((_req, res, n) => answers[n - 1]!(res));
+    const why: unknown[] = [];
+    for (let i = 0; i < answers.length; i++) why.push(await followEvents({ url, retryMs: 10, onEvent: () => {} }).catch((e: unknown) => e));
+    expect(why.map((e) => [e instanceof StreamRefused, (e as StreamRefused).status, (e as Error).message])).toEqual([
+      [true, 200, 'event stream refused: HTTP 200 with text/html; charset=utf-8, not text/event-stream'],
+      [true, 200, 'event stream refused: HTTP 200 without a content type, not text/event-stream'],
+      [true, 204, 'event stream refused: HTTP 204 without a content type, not text/event-stream'],
+    ]);
+    expect((why[0] as StreamRefused).body).toBe('<html>a proxy login page</html>');
+    // One request each: none of them was retried.
+    expect(requests).toHaveLength(3);
+  });
+
   it('a refusal with a text body ends it with that body; an error thrown by a callback ends it too, without retrying', async () => {
     const { url, requests } = await serve((_req, res, n) => {
       if (n === 1) res.writeHead(403, { 'content-type': 'text/plain' }).end('go away');

@@ -100,15 +100,20 @@ export class SseParser {
 
 /**
  * Why a stream stopped for good: the server refused it (401, 403, 400, ...; `body` is its answer,
- * parsed when it is JSON). A 429 or 5xx answer is not a refusal: it is retried like a drop.
+ * parsed when it is JSON), or answered something that is not an event stream (a 2xx or 3xx whose
+ * type is not text/event-stream, or 204: the standard's "fail the connection", never retried). A 429
+ * or 5xx answer is not a refusal: it is retried like a drop.
  */
 export class StreamRefused extends Error {
-  constructor(status, body) {
-    super(`event stream refused: HTTP ${status}`);
+  constructor(status, body, why = `HTTP ${status}`) {
+    super(`event stream refused: ${why}`);
     this.status = status;
     this.body = body;
   }
 }
+
+/** The media type of an answer, without parameters, lowercased ('' when absent). */
+const mediaType = (res) => (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
 
 /** An error thrown by one of the caller's callbacks: it ends the follow instead of counting as a drop. */
 class CallbackFailed {
@@ -157,8 +162,10 @@ async function bodyOf(res) {
  *   to the first delay once a connection is answered. A drop is a network error, the end of the
  *   stream, a 429 or 5xx answer, or `idleMs` without a byte (ioasd sends a keep-alive every 15 s: the
  *   default 45 s is three missed; 0 turns it off).
- * - Any other 4xx answer stops for good: the promise rejects with {@link StreamRefused}. An error
- *   thrown by a callback rejects it too. It resolves when aborted.
+ * - Any other 4xx answer stops for good: the promise rejects with {@link StreamRefused}; so does an
+ *   answer that is not an event stream (204, or a type other than text/event-stream), as the
+ *   standard's EventSource fails the connection instead of reconnecting. An error thrown by a
+ *   callback rejects it too. It resolves when aborted.
  *
  * `token` is sent as a bearer token; `headers` are added to every request.
  */
@@ -210,7 +217,11 @@ export async function followEvents({
       await call(onStatus, last === '' ? 'connecting' : 'reconnecting');
       watch();
       const res = await fetchImpl(url, { headers: sent, signal: connection.signal, cache: 'no-store' });
-      if (!res.ok || !res.body) {
+      if (res.status < 400 && (res.status === 204 || mediaType(res) !== 'text/event-stream' || !res.body)) {
+        const type = res.headers.get('content-type');
+        throw new StreamRefused(res.status, await bodyOf(res), `HTTP ${res.status} ${type ? `with ${type}` : 'without a content type'}, not text/event-stream`);
+      }
+      if (!res.ok) {
         const body = await bodyOf(res);
         if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new StreamRefused(res.status, body);
         const detail = body && typeof body === 'object' ? body.detail : typeof body === 'string' ? body.slice(0, 200) : '';
