@@ -41,6 +41,10 @@ export const IdempotencyHeaders = z.looseObject({
     .meta({ description: 'a retry with the same key, method, path and body gets the first answer back and changes nothing (24 h)' }),
 });
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+/** A body that is already JSON text. */
+const asIs = (text: unknown): string => text as string;
+
 export const TOKEN_NOT_KEPT = '(shown once, never stored: rotate the token to get a new one)';
 
 /** u64 values (bigint) inside effects travel as hex strings, as everywhere on the wire. */
@@ -81,31 +85,39 @@ export function mutate(
       reply.header('idempotent-replayed', 'true').code(first.status);
       if (first.body === null) return reply.send();
       const isProblem = first.status >= 400;
-      return reply.type(isProblem ? 'application/problem+json' : 'application/json; charset=utf-8').serializer((x: unknown) => x as string).send(first.body);
+      return reply.type(isProblem ? 'application/problem+json' : JSON_TYPE).serializer(asIs).send(first.body);
     }
   }
-  const remember = (status: number, body: unknown): void => {
+  /** Stores the first answer: `text` as sent, or a problem document (a refusal). */
+  const remember = (status: number, text: string | null): void => {
     if (typeof key !== 'string' || dryRun) return;
     // A stale record of the same key (past its 24 h) gives way to the new first answer.
-    // A bearer token is shown once and never stored: a replay of the answer that carried it says so instead.
-    const kept = body !== null && typeof body === 'object' && 'token' in body ? { ...body, token: TOKEN_NOT_KEPT } : body;
-    store.putIdempotency({ principalId, key, digest, status, body: kept === undefined ? null : JSON.stringify(kept), createdAt: Date.now() });
+    store.putIdempotency({ principalId, key, digest, status, body: text, createdAt: Date.now() });
   };
   try {
     if (dryRun) {
       const { result, events } = tx.dryRun(run);
       return reply.code(200).send({ ...options.dryRunAnswer?.(result.body), dryRun: true, effects: wire(effectsOf(events)) });
     }
+    // The answer is written once, by the route's serializer, and that text is both sent and kept:
+    // a replay is the first answer byte for byte.
     const answer = tx.run(() => {
       const a = run();
-      remember(a.status, a.body);
-      return a;
+      reply.code(a.status);
+      const body = a.body;
+      const text = body === undefined ? null : (reply.serialize(body) as string);
+      if (typeof key === 'string') {
+        // A bearer token is shown once and never stored: a replay of the answer that carried it says so instead.
+        const secret = body !== null && typeof body === 'object' && 'token' in body;
+        remember(a.status, secret ? (reply.serialize({ ...body, token: TOKEN_NOT_KEPT }) as string) : text);
+      }
+      return text;
     });
-    return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body);
+    return answer === null ? reply.send() : reply.type(JSON_TYPE).serializer(asIs).send(answer);
   } catch (err) {
     if (err instanceof IoasdError && typeof key === 'string' && !dryRun) {
       const p = problem(request, err.errno, err.message, { blockers: err.blockers, problems: err.problems });
-      tx.run(() => remember(statusOf(err.errno), p));
+      tx.run(() => remember(statusOf(err.errno), JSON.stringify(p)));
       return sendProblem(reply, p);
     }
     throw err;

@@ -24,7 +24,9 @@ describe('Idempotency-Key', () => {
     const again = await as(alice.token, 'POST', '/v1/contexts', { name: 'vm' }, 'create-vm-1');
     expect(again.statusCode).toBe(201);
     expect(again.headers['idempotent-replayed']).toBe('true');
-    expect(again.json()).toEqual(first.json());
+    // The stored answer is the text that was sent, byte for byte, with the same type.
+    expect(again.body).toBe(first.body);
+    expect(again.headers['content-type']).toBe(first.headers['content-type']);
     expect((await as(alice.token, 'GET', '/v1/contexts')).json()).toHaveLength(1);
     // A different key is a different request.
     expect((await as(alice.token, 'POST', '/v1/contexts', { name: 'vm' }, 'create-vm-2')).json().id).not.toBe(first.json().id);
@@ -39,7 +41,7 @@ describe('Idempotency-Key', () => {
     const first = await as(alice.token, 'POST', `/v1/ioas/${ioas}/mappings`, body, 'map-1');
     const retry = await as(alice.token, 'POST', `/v1/ioas/${ioas}/mappings`, body, 'map-1');
     expect([first.statusCode, retry.statusCode]).toEqual([201, 201]);
-    expect(retry.json()).toEqual(first.json());
+    expect(retry.body).toBe(first.body);
     expectProblem(await as(alice.token, 'POST', `/v1/ioas/${ioas}/mappings`, body), 409, 'EEXIST');
   });
 
