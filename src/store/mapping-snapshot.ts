@@ -1,4 +1,5 @@
 import type { MappingRowSink } from '../core/ports.js';
+import { eachMappingRow } from './mapping-codec.js';
 import type { Database } from 'better-sqlite3';
 
 /** The connection (database.ts's Db, named here without importing it: database.ts closes through this module). */
@@ -34,19 +35,7 @@ const ROW_BYTES = 8 * 5 + 4 + 1;
 export const PART_ROWS = 1 << 16;
 const SAME_BYTES = 128;
 
-type EncodedRow = [number, bigint, bigint, bigint, number, number, bigint | null];
-
-/** Every mapping row as stored (u64 columns offset-encoded), in index order. */
-function tableRows(db: Db): Iterable<EncodedRow> {
-  return db
-    .prepare(
-      `SELECT CAST(ioas_id AS REAL), iova, length, user_address, CAST(flags AS REAL), CAST(pages_id AS REAL), pages_bytes
-       FROM mappings ORDER BY ioas_id, iova`,
-    )
-    .raw()
-    .safeIntegers(true)
-    .iterate() as Iterable<EncodedRow>;
-}
+type Columns = ReturnType<typeof columns>;
 
 function columns(buf: ArrayBuffer, byteOffset: number, n: number) {
   let at = byteOffset + HEADER;
@@ -67,37 +56,26 @@ function columns(buf: ArrayBuffer, byteOffset: number, n: number) {
   return { iova, length, userAddress, pagesBytes, pagesId, ioasId, flags };
 }
 
-/** Packs encoded rows into one part. u64 columns: the stored value - 2^63, so flipping bit 63 gives the value. */
-function pack(rows: EncodedRow[]): Buffer {
-  const n = rows.length;
-  const buf = Buffer.alloc(HEADER + ROW_BYTES * n);
-  const ab = buf.buffer as ArrayBuffer;
-  buf.write(MAGIC, 0, 'latin1');
-  const head = new Uint32Array(ab, buf.byteOffset + 8, 2);
+/** The columns of one part being filled, `n` rows long. */
+function newPart(n: number): { data: Buffer; cols: Columns } {
+  const data = Buffer.alloc(HEADER + ROW_BYTES * n);
+  data.write(MAGIC, 0, 'latin1');
+  const head = new Uint32Array(data.buffer, data.byteOffset + 8, 2);
   head[0] = n;
   head[1] = BOM;
-  const c = columns(ab, buf.byteOffset, n);
-  const signed = (a: BigUint64Array) => new BigInt64Array(a.buffer, a.byteOffset, a.length);
-  const iova = signed(c.iova);
-  const length = signed(c.length);
-  const userAddress = signed(c.userAddress);
-  const pagesBytes = signed(c.pagesBytes);
-  for (let i = 0; i < n; i++) {
-    const r = rows[i]!;
-    c.ioasId[i] = r[0];
-    iova[i] = r[1];
-    length[i] = r[2];
-    userAddress[i] = r[3];
-    c.flags[i] = r[4] | (r[6] === null ? SAME_BYTES : 0);
-    c.pagesId[i] = r[5];
-    if (r[6] !== null) pagesBytes[i] = r[6];
+  return { data, cols: columns(data.buffer as ArrayBuffer, data.byteOffset, n) };
+}
+
+/** Every row of the parts' columns to `sink`, in order. */
+function eachPacked(parts: readonly Columns[], sink: MappingRowSink): void {
+  for (const c of parts) {
+    const { iova, length, userAddress, pagesBytes, pagesId, ioasId, flags } = c;
+    for (let i = 0; i < iova.length; i++) {
+      const f = flags[i]!;
+      const len = length[i]!;
+      sink(ioasId[i]!, iova[i]!, len, userAddress[i]!, (f & 1) !== 0, (f & 2) !== 0, pagesId[i]!, (f & SAME_BYTES) !== 0 ? len : pagesBytes[i]!, (f & 4) !== 0);
+    }
   }
-  // Offset-encoded to plain u64: flip bit 63 of every value (the high word's top bit, host order).
-  const hi = BOM === new Uint32Array(new Uint8Array([4, 3, 2, 1]).buffer)[0] ? 1 : 0;
-  const words = new Uint32Array(ab, buf.byteOffset + HEADER, 8 * n);
-  for (let i = hi; i < words.length; i += 2) words[i]! ^= 0x80000000;
-  for (let i = 0; i < n; i++) if ((c.flags[i]! & SAME_BYTES) !== 0) c.pagesBytes[i] = 0n;
-  return buf;
 }
 
 interface Part {
@@ -107,7 +85,7 @@ interface Part {
 }
 
 /** A part's columns when its header is sound and of this host's byte order; otherwise undefined. */
-function unpack(p: Part): ReturnType<typeof columns> | undefined {
+function unpack(p: Part): Columns | undefined {
   const { data } = p;
   if (data.length < HEADER || data.toString('latin1', 0, 8) !== MAGIC) return undefined;
   // Typed arrays need their element alignment: a blob that is not 8-aligned is copied once.
@@ -118,24 +96,28 @@ function unpack(p: Part): ReturnType<typeof columns> | undefined {
   return columns(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
 }
 
-function readParts(db: Db): Part[] {
-  return db.prepare('SELECT part, rows, data FROM mapping_snapshot ORDER BY part').all() as Part[];
-}
-
-/** The parts, decoded, when the copy is present and whole (numbered 0.., one row count per table row). */
-function usableParts(db: Db): ReturnType<typeof columns>[] | undefined {
-  const parts = readParts(db);
+/**
+ * The copy's parts, decoded: absent (undefined), sound (numbered 0.., each with a sound header of
+ * this host's byte order), or what is wrong with it.
+ */
+function readParts(db: Db): Columns[] | string | undefined {
+  const parts = db.prepare('SELECT part, rows, data FROM mapping_snapshot ORDER BY part').all() as Part[];
   if (parts.length === 0) return undefined;
-  const out: ReturnType<typeof columns>[] = [];
-  let total = 0;
+  const out: Columns[] = [];
   for (let i = 0; i < parts.length; i++) {
     const cols = parts[i]!.part === i ? unpack(parts[i]!) : undefined;
-    if (!cols) return undefined;
+    if (!cols) return `part ${parts[i]!.part} is not part ${i} of a sound copy (format, byte order or row count)`;
     out.push(cols);
-    total += cols.iova.length;
   }
-  const count = db.prepare('SELECT count(*) FROM mappings').pluck().get() as number;
-  return total === count ? out : undefined;
+  return out;
+}
+
+/** The parts when the copy is present, sound and counts the table's rows. */
+function usableParts(db: Db): Columns[] | undefined {
+  const parts = readParts(db);
+  if (parts === undefined || typeof parts === 'string') return undefined;
+  const total = parts.reduce((sum, c) => sum + c.iova.length, 0);
+  return total === (db.prepare('SELECT count(*) FROM mappings').pluck().get() as number) ? parts : undefined;
 }
 
 /**
@@ -145,14 +127,7 @@ function usableParts(db: Db): ReturnType<typeof columns>[] | undefined {
 export function readMappingSnapshot(db: Db, sink: MappingRowSink): boolean {
   const parts = usableParts(db);
   if (!parts) return false;
-  for (const c of parts) {
-    const { iova, length, userAddress, pagesBytes, pagesId, ioasId, flags } = c;
-    for (let i = 0; i < iova.length; i++) {
-      const f = flags[i]!;
-      const len = length[i]!;
-      sink(ioasId[i]!, iova[i]!, len, userAddress[i]!, (f & 1) !== 0, (f & 2) !== 0, pagesId[i]!, (f & SAME_BYTES) !== 0 ? len : pagesBytes[i]!, (f & 4) !== 0);
-    }
-  }
+  eachPacked(parts, sink);
   return true;
 }
 
@@ -162,21 +137,32 @@ export function readMappingSnapshot(db: Db, sink: MappingRowSink): boolean {
  */
 export function writeMappingSnapshot(db: Db): number {
   if (db.prepare('SELECT EXISTS (SELECT 1 FROM mapping_snapshot)').pluck().get() === 1) return 0;
+  const total = db.prepare('SELECT count(*) FROM mappings').pluck().get() as number;
+  if (total === 0) return 0;
   // The rows are read whole before the first INSERT: a connection runs no statement while another iterates.
   const parts: { rows: number; data: Buffer }[] = [];
-  let rows: EncodedRow[] = [];
-  const flush = () => {
-    parts.push({ rows: rows.length, data: pack(rows) });
-    rows = [];
-  };
-  for (const r of tableRows(db)) {
-    rows.push(r);
-    if (rows.length === PART_ROWS) flush();
-  }
-  if (rows.length > 0) flush();
+  let part = newPart(Math.min(PART_ROWS, total));
+  let at = 0;
+  eachMappingRow(db, (ioasId, iova, length, userAddress, read, write, pagesId, pagesBytes, pagesWritable) => {
+    if (at === part.cols.iova.length) {
+      parts.push({ rows: at, data: part.data });
+      part = newPart(Math.min(PART_ROWS, total - parts.length * PART_ROWS));
+      at = 0;
+    }
+    const c = part.cols;
+    c.ioasId[at] = ioasId;
+    c.iova[at] = iova;
+    c.length[at] = length;
+    c.userAddress[at] = userAddress;
+    c.pagesId[at] = pagesId;
+    c.flags[at] = (read ? 1 : 0) | (write ? 2 : 0) | (pagesWritable ? 4 : 0) | (pagesBytes === length ? SAME_BYTES : 0);
+    if (pagesBytes !== length) c.pagesBytes[at] = pagesBytes;
+    at++;
+  });
+  parts.push({ rows: at, data: part.data });
   const insert = db.prepare('INSERT INTO mapping_snapshot (part, rows, data) VALUES (?, ?, ?)');
-  db.transaction(() => parts.forEach((p, part) => insert.run(part, p.rows, p.data)))();
-  return parts.reduce((sum, p) => sum + p.rows, 0);
+  db.transaction(() => parts.forEach((p, i) => insert.run(i, p.rows, p.data)))();
+  return total;
 }
 
 /**
@@ -184,31 +170,20 @@ export function writeMappingSnapshot(db: Db): number {
  * unreadable part, a row count, or the first differing row. Empty when there is no copy or it is exact.
  */
 export function mappingSnapshotProblems(db: Db): string[] {
-  const parts = readParts(db);
-  if (parts.length === 0) return [];
-  const cols: ReturnType<typeof columns>[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const c = parts[i]!.part === i ? unpack(parts[i]!) : undefined;
-    if (!c) return [`part ${parts[i]!.part} is not part ${i} of a sound copy (format, byte order or row count)`];
-    cols.push(c);
-  }
+  const cols = readParts(db);
+  if (cols === undefined) return [];
+  if (typeof cols === 'string') return [cols];
   // The copy's rows, as text, in order; then the table's, compared one by one.
   const copy: string[] = [];
-  const sink: MappingRowSink = (...row) => void copy.push(row.join(' '));
-  for (const c of cols) {
-    for (let i = 0; i < c.iova.length; i++) {
-      const f = c.flags[i]!;
-      sink(c.ioasId[i]!, c.iova[i]!, c.length[i]!, c.userAddress[i]!, (f & 1) !== 0, (f & 2) !== 0, c.pagesId[i]!, (f & SAME_BYTES) !== 0 ? c.length[i]! : c.pagesBytes[i]!, (f & 4) !== 0);
-    }
-  }
-  const OFFSET = 1n << 63n;
+  eachPacked(cols, (...row) => void copy.push(row.join(' ')));
   let i = 0;
-  for (const r of tableRows(db)) {
-    const length = r[2] + OFFSET;
-    const row = [r[0], r[1] + OFFSET, length, r[3] + OFFSET, (r[4] & 1) !== 0, (r[4] & 2) !== 0, r[5], r[6] === null ? length : r[6] + OFFSET, (r[4] & 4) !== 0].join(' ');
-    if (copy[i] !== row) return [`row ${i}: the copy has ${copy[i] ?? 'nothing'}, the table ${row}`];
+  let problem: string | undefined;
+  eachMappingRow(db, (...r) => {
+    const row = r.join(' ');
+    if (problem === undefined && copy[i] !== row) problem = `row ${i}: the copy has ${copy[i] ?? 'nothing'}, the table ${row}`;
     i++;
-  }
+  });
+  if (problem !== undefined) return [problem];
   if (i !== copy.length) return [`the copy has ${copy.length} rows, the table ${i}`];
   return [];
 }
