@@ -56,8 +56,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // What the last turn changed is committed before the database closes.
     services.tx.groupCommits(null);
     const t0 = performance.now();
-    const packed = closeDatabase(services.db);
+    const { packed, error } = closeDatabase(services.db);
     if (packed > 0) app.log.info({ mappings: packed, ms: Math.round(performance.now() - t0) }, 'mapping rows packed for the next start');
+    if (error !== undefined) app.log.warn({ err: error }, 'mapping rows not packed: the next start reads them one by one');
   });
   if (services.adminTokenFile) app.log.info({ file: services.adminTokenFile }, 'admin token written (mode 0600)');
 

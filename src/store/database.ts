@@ -61,11 +61,15 @@ function takeLock(db: Db, path: string): void {
 
 /**
  * A clean stop: writes the packed copy of the mappings table the next start reads instead of the
- * rows (unless it is there already), then closes. Answers the rows packed (0: nothing written).
+ * rows (unless it is there already), then closes. Answers the rows packed (0: nothing written), or
+ * why the copy could not be written: then nothing of it was kept (one transaction), the next start
+ * reads the rows, and the database is closed all the same.
  */
-export function closeDatabase(db: Db): number {
+export function closeDatabase(db: Db): { packed: number; error?: unknown } {
   try {
-    return db.memory || !db.open ? 0 : writeMappingSnapshot(db);
+    return { packed: db.memory || !db.open ? 0 : writeMappingSnapshot(db) };
+  } catch (error) {
+    return { packed: 0, error };
   } finally {
     if (db.open) db.close();
   }

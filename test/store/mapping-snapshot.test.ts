@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import type { Caller } from '../../src/core/caller.js';
@@ -10,6 +11,7 @@ import { snapshot } from '../../src/core/check.js';
 import type { Core } from '../../src/core/core.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { mappingSnapshotProblems, PART_ROWS, readMappingSnapshot, writeMappingSnapshot } from '../../src/store/mapping-snapshot.js';
+import { createLogger } from '../../src/logger.js';
 import { ADMIN_TOKEN } from '../helpers.js';
 
 /**
@@ -160,6 +162,28 @@ describe('the packed copy of the mappings table', () => {
     core = (await open()).ioasd;
     expect(core.ioas.get(admin, a).mappings.find(0x4800_0000n)?.userAddress).toBe(0x9000n);
     expect(core.check().violations.map((v) => v.invariant)).toEqual(['mapping-copy-equals-rows']);
+  });
+  it('a stop that cannot write the copy still closes the database, says so in the log, and the next start reads the rows', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ioasd-snapshot-'));
+    const core = (await open()).ioasd;
+    fill(core);
+    const want = state(core);
+    // The disk refuses the copy: every row written to it fails.
+    core.db.exec("CREATE TRIGGER refuse_copy BEFORE INSERT ON mapping_snapshot BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    let log = '';
+    const stream = new Writable({ write: (chunk, _enc, done) => void ((log += String(chunk)), done()) });
+    app!.log = createLogger('info', stream);
+    await close();
+    expect(core.db.open).toBe(false);
+    expect(log).toContain('mapping rows not packed: the next start reads them one by one');
+    expect(log).toContain('disk full');
+    onDisk((db) => {
+      expect(copyRows(db)).toEqual({ parts: 0, rows: 0 });
+      db.exec('DROP TRIGGER refuse_copy');
+    });
+    const again = (await open()).ioasd;
+    expect(state(again)).toBe(want);
+    expect(again.check().ok).toBe(true);
   });
 });
 
