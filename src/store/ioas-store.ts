@@ -1,7 +1,8 @@
 import type { IoasPort, MappingPort, StoredIoas } from '../core/ports.js';
 import type { Db } from './database.js';
 import { eachMappingRow, MAPPING_COLUMNS, mappingCodec } from './mapping-codec.js';
-import { mappingSnapshotProblems, readMappingSnapshot } from './mapping-snapshot.js';
+import type { Cache } from './cache.js';
+import { MappingCopyGuard, mappingSnapshotProblems, readMappingSnapshot } from './mapping-snapshot.js';
 import { MultiInsert } from './multi-insert.js';
 import { decodeRanges, encodeRanges, encodeU64 } from './values.js';
 
@@ -18,8 +19,13 @@ export const ioasCodec = {
   fromRow: (r: IoasRow): StoredIoas => ({ id: r.id, contextId: r.context_id, allowed: decodeRanges(r.allowed_ranges), createdAt: r.created_at }),
 };
 
-/** {@link IoasPort} and {@link MappingPort} on the `ioas` and `mappings` tables. */
-export function ioasStore(db: Db): IoasPort & MappingPort {
+/**
+ * {@link IoasPort} and {@link MappingPort} on the `ioas` and `mappings` tables. Every write to the
+ * mappings table first lets the packed copy's guard remove a copy still there (mapping-snapshot.ts);
+ * the guard is the module's {@link Cache}, dropped when a transaction rolls back.
+ */
+export function ioasStore(db: Db): IoasPort & MappingPort & Cache {
+  const guard = new MappingCopyGuard(db);
   const p = (sql: string) => db.prepare(sql);
   const s = {
     insertIoas: p('INSERT INTO ioas (id, context_id, allowed_ranges, created_at) VALUES (@id, @context_id, @allowed_ranges, @created_at)'),
@@ -34,20 +40,26 @@ export function ioasStore(db: Db): IoasPort & MappingPort {
     insertIoas: (i) => void s.insertIoas.run(ioasCodec.toRow(i)),
     setAllowedRanges: (ioasId, ranges) => void s.setAllowed.run(encodeRanges(ranges), ioasId),
     deleteIoas(id) {
+      guard.beforeWrite();
       s.deleteIoasMappings.run(id);
       s.deleteIoas.run(id);
     },
     listIoas: () => (s.listIoas.all() as IoasRow[]).map(ioasCodec.fromRow),
     insertMappings(ioasId, ms) {
+      guard.beforeWrite();
       const values: unknown[] = [];
       for (const m of ms) values.push(...mappingCodec.toRow(ioasId, m));
       insertMappings.run(values, ms.length);
     },
-    deleteMapping: (ioasId, iova) => void s.deleteMapping.run(ioasId, encodeU64(iova)),
+    deleteMapping(ioasId, iova) {
+      guard.beforeWrite();
+      s.deleteMapping.run(ioasId, encodeU64(iova));
+    },
     eachMapping(sink) {
       // The packed copy written at the last clean stop, when the table has not changed since.
       if (!readMappingSnapshot(db, sink)) eachMappingRow(db, sink);
     },
     mappingCopyProblems: () => mappingSnapshotProblems(db),
+    dropCache: () => guard.dropCache(),
   };
 }

@@ -10,10 +10,14 @@ type Db = Database;
  * next start instead of the rows. Crossing a million rows from SQLite into JavaScript costs seconds;
  * reading a few large blobs and decoding typed-array columns costs a fraction of that.
  *
- * The copy is a cache and never a second source of truth: migration 0006's triggers empty it in the
- * same transaction as any change to the mappings table (by ioasd or any other SQLite client), so a
- * copy that is present equals the table. Start-up still checks it (format, byte order, row count)
- * and reads the table when anything is off; the self-check compares it row by row.
+ * The copy is a cache and never a second source of truth. The stop that writes it also creates
+ * {@link TRIGGERS} that empty it in the same transaction as any change to the mappings table (by
+ * ioasd or any other SQLite client), so a copy that is present with its triggers equals the table.
+ * ioasd's own first change to the table after a start removes the copy and the triggers in that
+ * change's transaction ({@link MappingCopyGuard}), so the triggers cost nothing while it runs. A start
+ * trusts the copy only with all its triggers there (a migration that rebuilds the table drops them)
+ * and checks it (format, byte order, row count), else reads the table; the self-check compares it
+ * row by row.
  *
  * Format of one part (up to {@link PART_ROWS} rows, in (ioas_id, iova) order), little- or big-endian
  * as the writing host (a reader of the other byte order falls back to the table):
@@ -36,6 +40,48 @@ export const PART_ROWS = 1 << 16;
 const SAME_BYTES = 128;
 
 type Columns = ReturnType<typeof columns>;
+
+/** Empty the copy with any change to the mappings table: present exactly while a copy is armed. */
+const TRIGGERS = ['insert', 'update', 'delete'].map((op) => ({
+  name: `mapping_snapshot_stale_on_${op}`,
+  sql: `CREATE TRIGGER IF NOT EXISTS mapping_snapshot_stale_on_${op} AFTER ${op.toUpperCase()} ON mappings
+    WHEN EXISTS (SELECT 1 FROM mapping_snapshot) BEGIN DELETE FROM mapping_snapshot; END`,
+}));
+
+/** Whether a copy may be there: all of its triggers are (none is without a copy written by a stop). */
+function armed(db: Db): boolean {
+  const names = TRIGGERS.map((t) => `'${t.name}'`).join(', ');
+  return db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (${names})`).pluck().get() === TRIGGERS.length;
+}
+
+/** Removes the copy and its triggers (inside the caller's transaction, if any). */
+function disarm(db: Db): void {
+  db.exec('DELETE FROM mapping_snapshot');
+  for (const t of TRIGGERS) db.exec(`DROP TRIGGER IF EXISTS ${t.name}`);
+}
+
+/**
+ * ioasd's side of keeping the copy exact: its first write to the mappings table after a start
+ * removes the copy and its triggers in the same transaction, later writes pay one boolean test. A
+ * rolled-back transaction may have put them back, so the store drops what it knows then ({@link
+ * Cache}) and the next write looks again.
+ */
+export class MappingCopyGuard {
+  private isArmed: boolean | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  beforeWrite(): void {
+    this.isArmed ??= armed(this.db);
+    if (!this.isArmed) return;
+    disarm(this.db);
+    this.isArmed = false;
+  }
+
+  dropCache(): void {
+    this.isArmed = undefined;
+  }
+}
 
 function columns(buf: ArrayBuffer, byteOffset: number, n: number) {
   let at = byteOffset + HEADER;
@@ -66,16 +112,16 @@ function newPart(n: number): { data: Buffer; cols: Columns } {
   return { data, cols: columns(data.buffer as ArrayBuffer, data.byteOffset, n) };
 }
 
+/** Row k of a part's columns to `sink`. */
+function emit(c: Columns, k: number, sink: MappingRowSink): void {
+  const f = c.flags[k]!;
+  const len = c.length[k]!;
+  sink(c.ioasId[k]!, c.iova[k]!, len, c.userAddress[k]!, (f & 1) !== 0, (f & 2) !== 0, c.pagesId[k]!, (f & SAME_BYTES) !== 0 ? len : c.pagesBytes[k]!, (f & 4) !== 0);
+}
+
 /** Every row of the parts' columns to `sink`, in order. */
 function eachPacked(parts: readonly Columns[], sink: MappingRowSink): void {
-  for (const c of parts) {
-    const { iova, length, userAddress, pagesBytes, pagesId, ioasId, flags } = c;
-    for (let i = 0; i < iova.length; i++) {
-      const f = flags[i]!;
-      const len = length[i]!;
-      sink(ioasId[i]!, iova[i]!, len, userAddress[i]!, (f & 1) !== 0, (f & 2) !== 0, pagesId[i]!, (f & SAME_BYTES) !== 0 ? len : pagesBytes[i]!, (f & 4) !== 0);
-    }
-  }
+  for (const c of parts) for (let k = 0; k < c.iova.length; k++) emit(c, k, sink);
 }
 
 interface Part {
@@ -112,8 +158,9 @@ function readParts(db: Db): Columns[] | string | undefined {
   return out;
 }
 
-/** The parts when the copy is present, sound and counts the table's rows. */
+/** The parts when the copy is armed (its triggers are there), sound, and counts the table's rows. */
 function usableParts(db: Db): Columns[] | undefined {
+  if (!armed(db)) return undefined;
   const parts = readParts(db);
   if (parts === undefined || typeof parts === 'string') return undefined;
   const total = parts.reduce((sum, c) => sum + c.iova.length, 0);
@@ -132,14 +179,14 @@ export function readMappingSnapshot(db: Db, sink: MappingRowSink): boolean {
 }
 
 /**
- * Writes the packed copy of the mappings table, unless one is already there (the table has not
- * changed since it was written) or the table is empty. Called at a clean stop; answers the rows packed.
+ * Writes the packed copy of the mappings table with its triggers, unless a usable one is there
+ * already (the table has not changed since it was written). A copy that is not usable is replaced;
+ * an empty table leaves none. Called at a clean stop, when nothing else writes; answers the rows packed.
  */
 export function writeMappingSnapshot(db: Db): number {
-  if (db.prepare('SELECT EXISTS (SELECT 1 FROM mapping_snapshot)').pluck().get() === 1) return 0;
+  if (usableParts(db)) return 0;
   const total = db.prepare('SELECT count(*) FROM mappings').pluck().get() as number;
-  if (total === 0) return 0;
-  // The rows are read whole before the first INSERT: a connection runs no statement while another iterates.
+  // The rows are read whole before the first write: a connection runs no statement while another iterates.
   const parts: { rows: number; data: Buffer }[] = [];
   let part = newPart(Math.min(PART_ROWS, total));
   let at = 0;
@@ -149,6 +196,8 @@ export function writeMappingSnapshot(db: Db): number {
       part = newPart(Math.min(PART_ROWS, total - parts.length * PART_ROWS));
       at = 0;
     }
+    // The column is a u32: a larger id (the allocator's range allows it) must not wrap onto another space.
+    if (ioasId > 0xffffffff) throw new Error(`ioas ${ioasId} does not fit the packed copy's 32-bit ioas column`);
     const c = part.cols;
     c.ioasId[at] = ioasId;
     c.iova[at] = iova;
@@ -159,9 +208,14 @@ export function writeMappingSnapshot(db: Db): number {
     if (pagesBytes !== length) c.pagesBytes[at] = pagesBytes;
     at++;
   });
-  parts.push({ rows: at, data: part.data });
+  if (at > 0) parts.push({ rows: at, data: part.data });
   const insert = db.prepare('INSERT INTO mapping_snapshot (part, rows, data) VALUES (?, ?, ?)');
-  db.transaction(() => parts.forEach((p, i) => insert.run(i, p.rows, p.data)))();
+  db.transaction(() => {
+    disarm(db);
+    if (parts.length === 0) return;
+    parts.forEach((p, i) => insert.run(i, p.rows, p.data));
+    for (const t of TRIGGERS) db.exec(t.sql);
+  })();
   return total;
 }
 
@@ -173,17 +227,30 @@ export function mappingSnapshotProblems(db: Db): string[] {
   const cols = readParts(db);
   if (cols === undefined) return [];
   if (typeof cols === 'string') return [cols];
-  // The copy's rows, as text, in order; then the table's, compared one by one.
-  const copy: string[] = [];
-  eachPacked(cols, (...row) => void copy.push(row.join(' ')));
+  if (!armed(db)) return ['a copy is there without its triggers: it is not kept exact, and a start does not read it'];
+  // The copy's rows and the table's, side by side, as text (one row at a time: no copy of either
+  // is held); the first difference is named.
+  let part = 0;
+  let k = 0;
+  let copied: string | undefined;
+  const take = (...row: unknown[]) => void (copied = row.join(' '));
+  const nextCopied = (): string | undefined => {
+    while (part < cols.length && k === cols[part]!.iova.length) [part, k] = [part + 1, 0];
+    if (part === cols.length) return undefined;
+    emit(cols[part]!, k++, take);
+    return copied;
+  };
   let i = 0;
   let problem: string | undefined;
   eachMappingRow(db, (...r) => {
+    if (problem !== undefined) return;
     const row = r.join(' ');
-    if (problem === undefined && copy[i] !== row) problem = `row ${i}: the copy has ${copy[i] ?? 'nothing'}, the table ${row}`;
+    const mine = nextCopied();
+    if (mine !== row) problem = mine === undefined ? `the table has more rows than the copy's ${i}` : `row ${i}: the copy has ${mine}, the table ${row}`;
     i++;
   });
   if (problem !== undefined) return [problem];
-  if (i !== copy.length) return [`the copy has ${copy.length} rows, the table ${i}`];
+  const total = cols.reduce((sum, c) => sum + c.iova.length, 0);
+  if (i !== total) return [`the copy has ${total} rows, the table ${i}`];
   return [];
 }

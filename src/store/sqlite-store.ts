@@ -23,7 +23,8 @@ export type SqliteStore = Store;
 export function sqliteStore(db: Db): SqliteStore {
   const principals = principalStore(db);
   const system = systemStore(db);
-  const caches: Cache[] = [system];
+  const ioas = ioasStore(db);
+  const caches: Cache[] = [system, ioas];
   // better-sqlite3 builds the wrapper (and its savepoint variants for nesting) once, not per call.
   // Inside an open transaction (group commit's begin), the wrapper runs as a savepoint.
   const runInTransaction = db.transaction((fn: () => unknown) => fn());
@@ -31,13 +32,14 @@ export function sqliteStore(db: Db): SqliteStore {
   const commit = db.prepare('COMMIT');
   const rollback = db.prepare('ROLLBACK');
   const { dropCache: _system, ...systemPort } = system;
+  const { dropCache: _ioas, ...ioasPort } = ioas;
   return {
     ...inventoryStore(db),
     ...principals,
     ...systemPort,
     ...auditStore(db),
     ...contextStore(db),
-    ...ioasStore(db),
+    ...ioasPort,
     ...hwptStore(db),
     ...groupHoldStore(db),
     ...bindingStore(db),
