@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { TOKEN_NOT_KEPT } from '../../src/http/mutation.js';
 import { expectProblem, testApp, type TestApp } from '../helpers.js';
 
 const apps: TestApp[] = [];
@@ -31,6 +32,20 @@ describe('Idempotency-Key', () => {
     // A different key is a different request.
     expect((await as(alice.token, 'POST', '/v1/contexts', { name: 'vm' }, 'create-vm-2')).json().id).not.toBe(first.json().id);
     expect(t.app.ioasd.check().ok).toBe(true);
+  });
+
+  it('a replayed answer that carried a bearer token says it is shown once instead: the token is never stored', async () => {
+    const { t } = await setup();
+    const req = { method: 'POST' as const, url: '/v1/principals', payload: { name: 'bob', clearances: [] }, headers: { 'idempotency-key': 'make-bob' } };
+    const first = await t.admin(req);
+    expect(first.statusCode).toBe(201);
+    const token = (first.json() as { token: string }).token;
+    expect(token).toMatch(/^ioasd_/);
+    const replay = await t.admin(req);
+    expect([replay.statusCode, replay.headers['idempotent-replayed'], replay.headers['content-type']]).toEqual([201, 'true', first.headers['content-type']]);
+    expect(replay.json()).toEqual({ ...(first.json() as object), token: TOKEN_NOT_KEPT });
+    const stored = t.app.ioasd.db.prepare("SELECT body FROM idempotency WHERE key = 'make-bob'").pluck().get() as string;
+    expect(stored).not.toContain(token);
   });
 
   it('a retried map answers the first 201, not EEXIST', async () => {
