@@ -25,7 +25,7 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
   const unowned = (g: GroupView): z.output<typeof GroupOutput> => {
     let out = groupWire.get(g);
     if (!out) {
-      out = Object.freeze({ ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: null });
+      out = deepFreeze({ ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: null });
       groupWire.set(g, out);
     }
     return out;
@@ -98,3 +98,16 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
 }
 
 export type Views = ReturnType<typeof views>;
+
+/**
+ * Freezes an answer and everything in it: the serializer writes a frozen object's text once and
+ * keeps it (http/serializer.ts), so an answer frozen here must never change; a new state gets a
+ * new answer.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
