@@ -19,12 +19,18 @@ class RequestLogger {
     readonly parent: FastifyBaseLogger,
     readonly bindings: Bindings,
     readonly options: ChildOptions,
-  ) {}
-
-  /** Whether a line written through the parent with the bindings as fields is the child's line: same level and serializers. */
-  get plain(): boolean {
-    return this.options.level === undefined && this.options.serializers === undefined;
+  ) {
+    const keys = Object.keys(bindings);
+    const plain = keys.length === 1 && keys[0] === 'reqId' && options.level === undefined && options.serializers === undefined;
+    this.reqId = plain ? bindings.reqId : undefined;
   }
+
+  /**
+   * The request id, when a line written through the parent with it as the first field is the
+   * child's line: the bindings are the request id alone (under Fastify's default label, `reqId`),
+   * and the child has no level or serializers of its own. Otherwise undefined.
+   */
+  readonly reqId: unknown;
 
   get real(): FastifyBaseLogger {
     return (this.made ??= this.parent.child(this.bindings, this.options as Parameters<FastifyBaseLogger['child']>[1]));
@@ -88,13 +94,13 @@ export const requestLoggerFactory: NonNullable<FastifyServerOptions['childLogger
 export class RequestLogController extends LogController {
   override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
     const log = request.log as unknown;
-    if (!(log instanceof RequestLogger) || !log.plain || this.isLogDisabled(request)) return super.incomingRequest(request, reply);
-    log.parent.info({ ...log.bindings, req: request }, 'incoming request');
+    if (!(log instanceof RequestLogger) || log.reqId === undefined || this.isLogDisabled(request)) return super.incomingRequest(request, reply);
+    log.parent.info({ reqId: log.reqId, req: request }, 'incoming request');
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const log = reply.log as unknown;
-    if (error || !(log instanceof RequestLogger) || !log.plain || this.isLogDisabled(request)) return super.requestCompleted(error, request, reply);
-    log.parent.info({ ...log.bindings, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    if (error || !(log instanceof RequestLogger) || log.reqId === undefined || this.isLogDisabled(request)) return super.requestCompleted(error, request, reply);
+    log.parent.info({ reqId: log.reqId, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 }
