@@ -30,6 +30,10 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
     }
     return out;
   };
+  // Mappings listed together tend to share a length: the last one's hex is reused (a pure memo).
+  let lastLength = -1n;
+  let lastLengthHex = '';
+  const lengthHex = (n: bigint): string => (n === lastLength ? lastLengthHex : (lastLengthHex = hex((lastLength = n))));
   return {
     range: rangeOut,
     context: (c: Context): z.output<typeof ContextOutput> => ({
@@ -51,7 +55,7 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
     }),
     mapping: (m: Mapping): z.output<typeof MappingOutput> => ({
       iova: hex(m.iova),
-      length: hex(m.length),
+      length: lengthHex(m.length),
       userAddress: hex(m.userAddress),
       read: m.read,
       write: m.write,
