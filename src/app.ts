@@ -11,6 +11,7 @@ import { metrics } from './http/plugins/metrics.js';
 import { openapiPlugin } from './http/plugins/openapi.js';
 import type { RateLimit } from './http/plugins/rate-limit.js';
 import { echoRequestId, requestId } from './http/plugins/request-id.js';
+import { RequestLogController, requestLoggerFactory } from './http/request-log.js';
 import { routes } from './http/routes/index.js';
 import { responseSerializerCompiler } from './http/serializer.js';
 import { closeDatabase } from './store/database.js';
@@ -47,7 +48,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const app = Fastify({
     ...serverOptions(limits),
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    // With a logger, a request's pino child is made only when something but its two lines logs (http/request-log.ts).
+    ...(options.logger ? { loggerInstance: options.logger, childLoggerFactory: requestLoggerFactory, logController: new RequestLogController() } : { logger: false }),
     genReqId: requestId,
   }).withTypeProvider<ZodTypeProvider>();
 

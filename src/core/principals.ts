@@ -4,6 +4,7 @@ import type { Principal, Quotas, Role } from './model.js';
 import type { PrincipalState } from './principal-state.js';
 import type { Secrets } from './ports.js';
 import type { Tx } from './tx.js';
+import { TokenHashMemo } from './token-memo.js';
 import { U64_MAX } from './u64.js';
 
 /** Defaults for a principal created without quotas: VFIO's default of 65535 DMA entries per container. */
@@ -36,13 +37,18 @@ export const BOOTSTRAP_ADMIN_ID = 'admin';
 
 /** Principals and their tokens (in memory, written through: principal-state.ts). */
 export class Principals {
+  /** Hashes of tokens that authenticated (token-memo.ts): a pure cache, whose owner is still looked up each time. */
+  private readonly tokenHashes: TokenHashMemo;
+
   constructor(
     private readonly state: PrincipalState,
     private readonly tx: Tx,
     private readonly secrets: Secrets,
     /** Releases what the principal holds (its contexts) inside the delete's transaction. */
     private readonly releaseHoldings: (principalId: string) => void = () => {},
-  ) {}
+  ) {
+    this.tokenHashes = new TokenHashMemo((token) => secrets.hashToken(token));
+  }
 
   list(): readonly Principal[] {
     return this.state.all();
@@ -66,7 +72,10 @@ export class Principals {
 
   /** The principal a bearer token belongs to, or undefined. Tokens are compared by hash only. */
   authenticate(token: string): Principal | undefined {
-    return this.state.byTokenHash(this.secrets.hashToken(token));
+    const hash = this.tokenHashes.of(token);
+    const principal = this.state.byTokenHash(hash);
+    if (principal) this.tokenHashes.keep(token, hash);
+    return principal;
   }
 
   create(input: NewPrincipal, actor: string | null, now: string): { principal: Principal; token: string } {

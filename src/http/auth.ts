@@ -15,14 +15,18 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 /** Adds bearer authentication to every route of the plugin context it is called in. */
 export function requireAuthentication(app: FastifyInstance): void {
   app.decorateRequest('principal', null as unknown as Principal);
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook (an async one costs every request a promise): a refusal sent here ends the
+  // request without `done`.
+  app.addHook('onRequest', (request, reply, done) => {
     const match = BEARER.exec(request.headers.authorization ?? '');
     const principal = match ? app.ioasd.principals.authenticate(match[1]!) : undefined;
     if (!principal) {
       reply.header('www-authenticate', 'Bearer realm="ioasd"');
-      return sendProblem(reply, problem(request, 'EACCES', match ? 'the bearer token is not valid' : 'a bearer token is required', { status: 401 }));
+      sendProblem(reply, problem(request, 'EACCES', match ? 'the bearer token is not valid' : 'a bearer token is required', { status: 401 }));
+      return;
     }
     request.principal = principal;
+    done();
   });
 }
 

@@ -14,12 +14,13 @@ export function registerQueryParamRule(app: FastifyInstance): void {
     if (schema?.hide === true) return;
     const known = declaredParams(schema?.querystring);
     if (known === null) return;
-    const check: onRequestHookHandler = async (request) => {
+    // A callback hook (an async one costs every request a promise).
+    const check: onRequestHookHandler = (request, _reply, done) => {
       const unknown = Object.keys(request.query as Record<string, unknown>).filter((k) => !known.has(k));
-      if (unknown.length === 0) return;
+      if (unknown.length === 0) return done();
       const problems = unknown.map((k) => ({ path: `query.${k}`, message: 'unknown query parameter' }));
       const takes = known.size === 0 ? 'this route takes none' : `this route takes ${[...known].join(', ')}`;
-      throw new HttpRefusal(400, 'EINVAL', `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: ${takes}`, problems);
+      done(new HttpRefusal(400, 'EINVAL', `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: ${takes}`, problems));
     };
     // Route-level onRequest hooks run after the plugin-level ones, so authentication answers first.
     route.onRequest = [...[route.onRequest ?? []].flat(), check];

@@ -25,11 +25,15 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
   const unowned = (g: GroupView): z.output<typeof GroupOutput> => {
     let out = groupWire.get(g);
     if (!out) {
-      out = Object.freeze({ ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: null });
+      out = deepFreeze({ ...g, reservedRegions: g.reservedRegions.map(regionOut), owner: null });
       groupWire.set(g, out);
     }
     return out;
   };
+  // Mappings listed together tend to share a length: the last one's hex is reused (a pure memo).
+  let lastLength = -1n;
+  let lastLengthHex = '';
+  const lengthHex = (n: bigint): string => (n === lastLength ? lastLengthHex : (lastLengthHex = hex((lastLength = n))));
   return {
     range: rangeOut,
     context: (c: Context): z.output<typeof ContextOutput> => ({
@@ -51,7 +55,7 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
     }),
     mapping: (m: Mapping): z.output<typeof MappingOutput> => ({
       iova: hex(m.iova),
-      length: hex(m.length),
+      length: lengthHex(m.length),
       userAddress: hex(m.userAddress),
       read: m.read,
       write: m.write,
@@ -98,3 +102,16 @@ export function views(core: Pick<Core, 'ioas' | 'engine' | 'inventory'>) {
 }
 
 export type Views = ReturnType<typeof views>;
+
+/**
+ * Freezes an answer and everything in it: the serializer writes a frozen object's text once and
+ * keeps it (http/serializer.ts), so an answer frozen here must never change; a new state gets a
+ * new answer.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

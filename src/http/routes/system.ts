@@ -8,7 +8,7 @@ import { op } from '../schemas/common.js';
 import { problemResponses } from '../schemas/problem.js';
 import { CheckReportOutput, SystemOutput, WhoamiOutput } from '../schemas/system.js';
 import { hex } from '../../core/u64.js';
-import { views } from '../views.js';
+import { deepFreeze, views } from '../views.js';
 import { PolicyBody, PolicyReply } from '../schemas/ownership.js';
 import { adminOnly, caller } from '../auth.js';
 import { DryRunQuery, IdempotencyHeaders, mutate } from '../mutation.js';
@@ -21,7 +21,8 @@ export const systemRoutes: FastifyPluginAsyncZod = async (app) => {
   const systemOut = (summary: SystemSummary): z.output<typeof SystemOutput> => {
     if (last?.summary !== summary) {
       const { policy, iommu, counts, warnings } = summary;
-      last = { summary, answer: { version: VERSION, policy, iommu: iommuOut(iommu), counts, warnings } };
+      // Frozen: the serializer writes it once (http/serializer.ts).
+      last = { summary, answer: deepFreeze({ version: VERSION, policy, iommu: iommuOut(iommu), counts, warnings }) };
     }
     return last.answer;
   };

@@ -1,0 +1,106 @@
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+
+type Bindings = Record<string, unknown>;
+type ChildOptions = { level?: string; serializers?: unknown };
+type LogMethod = (...args: unknown[]) => void;
+
+/**
+ * A request's logger (`request.log`, `reply.log`) that makes its pino child, the one with the
+ * request id bound, only when something logs through it. Fastify makes a child for every request
+ * (pino copies the logger and writes its bindings out), yet most requests only ever write their two
+ * lines, `incoming request` and `request completed`, and those {@link RequestLogController} writes
+ * through the parent with the request id in the line's own fields: the same bytes, in the same
+ * order (a child's bindings come right after the parent's, where the line's first fields go).
+ */
+class RequestLogger {
+  private made: FastifyBaseLogger | undefined;
+
+  constructor(
+    readonly parent: FastifyBaseLogger,
+    readonly bindings: Bindings,
+    readonly options: ChildOptions,
+  ) {
+    const keys = Object.keys(bindings);
+    const plain = keys.length === 1 && keys[0] === 'reqId' && options.level === undefined && options.serializers === undefined;
+    this.reqId = plain ? bindings.reqId : undefined;
+  }
+
+  /**
+   * The request id, when a line written through the parent with it as the first field is the
+   * child's line: the bindings are the request id alone (under Fastify's default label, `reqId`),
+   * and the child has no level or serializers of its own. Otherwise undefined.
+   */
+  readonly reqId: unknown;
+
+  get real(): FastifyBaseLogger {
+    return (this.made ??= this.parent.child(this.bindings, this.options as Parameters<FastifyBaseLogger['child']>[1]));
+  }
+
+  get level(): string {
+    return this.real.level;
+  }
+
+  set level(level: string) {
+    this.real.level = level;
+  }
+
+  fatal(...args: unknown[]): void {
+    (this.real.fatal as LogMethod)(...args);
+  }
+
+  error(...args: unknown[]): void {
+    (this.real.error as LogMethod)(...args);
+  }
+
+  warn(...args: unknown[]): void {
+    (this.real.warn as LogMethod)(...args);
+  }
+
+  info(...args: unknown[]): void {
+    (this.real.info as LogMethod)(...args);
+  }
+
+  debug(...args: unknown[]): void {
+    (this.real.debug as LogMethod)(...args);
+  }
+
+  trace(...args: unknown[]): void {
+    (this.real.trace as LogMethod)(...args);
+  }
+
+  silent(...args: unknown[]): void {
+    (this.real.silent as LogMethod)(...args);
+  }
+
+  child(bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
+    return this.real.child(bindings, options as Parameters<FastifyBaseLogger['child']>[1]);
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return (this.real as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }).isLevelEnabled(level);
+  }
+}
+
+/** Fastify's `childLoggerFactory`: a {@link RequestLogger} in place of a pino child made up front. */
+export const requestLoggerFactory: NonNullable<FastifyServerOptions['childLoggerFactory']> = (logger, bindings, options) =>
+  new RequestLogger(logger, bindings as Bindings, options as ChildOptions) as unknown as FastifyBaseLogger;
+
+/**
+ * Fastify's two lines of every request, written through the parent logger while the request's own
+ * child has no level or serializers of its own (a route's `logLevel` makes one): `{reqId, req}` and
+ * `{reqId, res, responseTime}`, exactly the lines Fastify's LogController writes through the child.
+ * Every other line (errors above all) goes through the child, as before.
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+    const log = request.log as unknown;
+    if (!(log instanceof RequestLogger) || log.reqId === undefined || this.isLogDisabled(request)) return super.incomingRequest(request, reply);
+    log.parent.info({ reqId: log.reqId, req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const log = reply.log as unknown;
+    if (error || !(log instanceof RequestLogger) || log.reqId === undefined || this.isLogDisabled(request)) return super.requestCompleted(error, request, reply);
+    log.parent.info({ reqId: log.reqId, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}

@@ -1,0 +1,82 @@
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { RequestLogController, requestLoggerFactory } from '../../src/http/request-log.js';
+
+/**
+ * The lazy request logger (src/http/request-log.ts) writes the very lines Fastify's own child
+ * loggers write: the same requests through two servers, one with Fastify's defaults and one with
+ * ours, give the same log, byte for byte (responseTime aside, which is measured).
+ */
+async function logOf(ours: boolean): Promise<string> {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      text += String(chunk);
+      callback();
+    },
+  });
+  const logger = pino({ level: 'info', timestamp: () => ',"time":1' }, stream) as unknown as FastifyBaseLogger;
+  let n = 0;
+  const app = Fastify({
+    loggerInstance: logger,
+    genReqId: () => `req-${++n}`,
+    ...(ours ? { childLoggerFactory: requestLoggerFactory, logController: new RequestLogController() } : {}),
+  });
+  app.get('/plain', async () => ({ ok: true }));
+  app.get('/logs', async (request) => {
+    request.log.info({ extra: 1 }, 'a line of its own');
+    request.log.debug('not written at info');
+    const child = request.log.child({ part: 'x' });
+    child.warn('from a child');
+    return { level: request.log.level };
+  });
+  app.get('/quiet', { logLevel: 'warn' }, async () => 'quiet');
+  app.get('/fails', async () => {
+    throw new Error('broken');
+  });
+  app.get('/refused', async (_request, reply) => reply.code(404).send({ nope: true }));
+  await app.ready();
+  for (const url of ['/plain', '/logs', '/quiet', '/fails', '/refused', '/missing', '/plain?x="quoted"']) {
+    await app.inject({ url, headers: { 'user-agent': 'test' } });
+  }
+  await app.close();
+  return text.replace(/"responseTime":[0-9.e-]+/g, '"responseTime":0');
+}
+
+describe('request logging without a child logger up front', () => {
+  it('writes exactly the lines of Fastify’s own request loggers', async () => {
+    const [theirs, ours] = [await logOf(false), await logOf(true)];
+    expect(theirs.split('\n').length).toBeGreaterThan(14);
+    expect(theirs).toContain('"reqId":"req-2","extra":1,"msg":"a line of its own"');
+    expect(ours).toBe(theirs);
+  });
+
+  it('makes no child for a request that logs nothing of its own, and one when it does', () => {
+    let children = 0;
+    const lines: unknown[][] = [];
+    const parent = {
+      level: 'info',
+      info: (...args: unknown[]) => lines.push(args),
+      child: () => {
+        children++;
+        return parent;
+      },
+    } as unknown as FastifyBaseLogger;
+    const log = requestLoggerFactory.call(undefined as never, parent, { reqId: 'r1' }, {}, undefined as never);
+    const controller = new RequestLogController();
+    const request = { id: 'r1', log } as never;
+    const reply = { log, elapsedTime: 1.5 } as never;
+    controller.incomingRequest(request, reply);
+    controller.requestCompleted(null, request, reply);
+    expect(children).toBe(0);
+    expect(lines).toEqual([
+      [{ reqId: 'r1', req: request }, 'incoming request'],
+      [{ reqId: 'r1', res: reply, responseTime: 1.5 }, 'request completed'],
+    ]);
+    log.info('its own');
+    log.info('and another');
+    expect(children).toBe(1);
+  });
+});
