@@ -1,6 +1,6 @@
 import type { MappingRowSink } from '../core/ports.js';
 import { eachMappingRow } from './mapping-codec.js';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 
 /** The connection (database.ts's Db, named here without importing it: database.ts closes through this module). */
 type Db = Database;
@@ -48,10 +48,11 @@ const TRIGGERS = ['insert', 'update', 'delete'].map((op) => ({
     WHEN EXISTS (SELECT 1 FROM mapping_snapshot) BEGIN DELETE FROM mapping_snapshot; END`,
 }));
 
-/** Whether a copy may be there: all of its triggers are (none is without a copy written by a stop). */
+/** 1 when a copy may be there: all of its triggers are (none is without a copy written by a stop). */
+const ARMED = `SELECT count(*) = ${TRIGGERS.length} FROM sqlite_master WHERE type = 'trigger' AND name IN (${TRIGGERS.map((t) => `'${t.name}'`).join(', ')})`;
+
 function armed(db: Db): boolean {
-  const names = TRIGGERS.map((t) => `'${t.name}'`).join(', ');
-  return db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (${names})`).pluck().get() === TRIGGERS.length;
+  return db.prepare(ARMED).pluck().get() === 1;
 }
 
 /** Removes the copy and its triggers (inside the caller's transaction, if any). */
@@ -68,11 +69,15 @@ function disarm(db: Db): void {
  */
 export class MappingCopyGuard {
   private isArmed: boolean | undefined;
+  /** Prepared once: every rolled-back change (a refusal, a dry run) makes the next write ask again. */
+  private readonly armedQuery: Statement;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.armedQuery = db.prepare(ARMED).pluck();
+  }
 
   beforeWrite(): void {
-    this.isArmed ??= armed(this.db);
+    this.isArmed ??= this.armedQuery.get() === 1;
     if (!this.isArmed) return;
     disarm(this.db);
     this.isArmed = false;
