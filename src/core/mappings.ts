@@ -56,10 +56,9 @@ export class Mappings {
    */
   restore(): void {
     const { port, objects, quotas } = this.deps;
-    // Pages seen once so far, by id (small dense integers): the index + 1 of the principal charged,
-    // in a plain array of small integers (no object per mapping: a restart reads a million rows).
-    // Pages seen twice (copies), or that differ from their mapping, become one shared object.
-    const seen: number[] = [];
+    // Pages seen so far, by id (small dense integers): the principal charged for them, in a plain
+    // array (no object per mapping: a restart reads a million rows). Pages seen twice (copies), or
+    // that differ from their mapping, become one shared object.
     const chargedTo: string[] = [];
     const sharedById = new Map<number, Pages>();
     // Rows stream into each space's index (no array of a million objects held while it builds).
@@ -67,7 +66,6 @@ export class Mappings {
     let batchCount = 0;
     let batchIoas = -1;
     let principalId = '';
-    let principalIdx = 0;
     const flush = (): void => {
       const space = objects.find('ioas', batchIoas);
       if (space && batch) {
@@ -89,15 +87,13 @@ export class Mappings {
         const space = objects.find('ioas', ioasId);
         batch = space?.mappings.bulkLoad();
         principalId = space?.principalId ?? '';
-        principalIdx = chargedTo.indexOf(principalId);
-        if (principalIdx < 0) principalIdx = chargedTo.push(principalId) - 1;
       }
       let p = sharedById.size > 0 ? sharedById.get(pagesId) : undefined;
       if (p) p.refs++;
       else {
-        const first = seen[pagesId];
+        const first = chargedTo[pagesId];
         if (first === undefined) {
-          seen[pagesId] = principalIdx + 1;
+          chargedTo[pagesId] = principalId;
           quotas.pin(principalId, pagesBytes);
           if (pagesId >= this.nextPagesId) this.nextPagesId = pagesId + 1;
           if (pagesBytes === length) {
@@ -107,7 +103,7 @@ export class Mappings {
             p.bytes = pagesBytes;
             p.writable = pagesWritable;
           } else sharedById.set(pagesId, (p = { id: pagesId, principalId, bytes: pagesBytes, writable: pagesWritable, refs: 1 }));
-        } else sharedById.set(pagesId, (p = { id: pagesId, principalId: chargedTo[first - 1]!, bytes: pagesBytes, writable: pagesWritable, refs: 2 }));
+        } else sharedById.set(pagesId, (p = { id: pagesId, principalId: first, bytes: pagesBytes, writable: pagesWritable, refs: 2 }));
       }
       item.iova = iova;
       item.last = iova + length - 1n;
