@@ -181,7 +181,26 @@ describe.each<StoreKind>(['sqlite', 'memory'])('group commit under any history (
           expect(state(f.core)).toBe(now);
         }
       }),
-      { numRuns: 60 },
+      {
+        numRuns: 60,
+        // Always run too: a committed group with a refusal (an overlapping map) and a dry run in it,
+        // then a failed one, so every outcome counted below is seen whatever the random runs do.
+        examples: [
+          [
+            [
+              {
+                steps: [
+                  { change: { op: 'map', who: 'alice', pick: 0, page: 0, pages: 2, write: true }, dryRun: false },
+                  { change: { op: 'map', who: 'alice', pick: 0, page: 1, pages: 1, write: true }, dryRun: false },
+                  { change: { op: 'unmap', who: 'alice', pick: 0, page: 0, pages: 2 }, dryRun: true },
+                ],
+                commitFails: false,
+              },
+              { steps: [{ change: { op: 'copy', who: 'alice', pick: 1, from: 0, page: 0, pages: 1, write: true }, dryRun: false }], commitFails: true },
+            ],
+          ],
+        ],
+      },
     );
     for (const [what, count] of Object.entries(seen)) expect(count, what).toBeGreaterThan(0);
   });
