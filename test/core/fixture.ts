@@ -9,6 +9,7 @@ import { U64_MAX } from '../../src/core/u64.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { nodeSecrets } from '../../src/store/secrets.js';
 import { sqliteStore } from '../../src/store/sqlite-store.js';
+import { failNextSqliteCommit } from '../fail-commit.js';
 import { memoryStore } from './memory-store.js';
 
 export const P = 0x1000n; // PAGE_SIZE, as in the kernel selftests
@@ -94,4 +95,14 @@ export function errnoOf(fn: () => unknown): string {
     if (err instanceof IoasdError) return err.errno;
     throw err;
   }
+}
+
+/**
+ * Makes the next commit fail the way a real one can: on SQLite, a foreign key deferred to COMMIT
+ * that does not hold (the commit is refused and the transaction stays open); on the fake, its
+ * injected failure.
+ */
+export function failNextCommit(f: CoreFixture): void {
+  if (f.db) failNextSqliteCommit(f.store, f.db);
+  else (f.store as ReturnType<typeof memoryStore>).failNextCommit(new Error('disk full (injected)'));
 }

@@ -5,9 +5,7 @@ import type { Caller } from '../../src/core/caller.js';
 import type { Core } from '../../src/core/core.js';
 import { IoasdError } from '../../src/core/errors.js';
 import { CommitFailed } from '../../src/core/tx.js';
-import { failNextSqliteCommit } from '../fail-commit.js';
-import { coreFixture, P, type CoreFixture, type StoreKind } from './fixture.js';
-import type { memoryStore } from './memory-store.js';
+import { coreFixture, failNextCommit, P, type StoreKind } from './fixture.js';
 
 /**
  * Group commit (core/tx.ts) under any history: groups of changes of every kind, with refusals and
@@ -128,10 +126,6 @@ function state(core: Core): string {
   return JSON.stringify({ objects: [...snapshot(core).entries()], usage }, (_, x: unknown) => (typeof x === 'bigint' ? x.toString(16) : x));
 }
 
-function failNextCommit(f: CoreFixture): void {
-  if (f.db) failNextSqliteCommit(f.store, f.db);
-  else (f.store as ReturnType<typeof memoryStore>).failNextCommit(new Error('disk full (injected)'));
-}
 
 describe.each<StoreKind>(['sqlite', 'memory'])('group commit under any history (%s store, property)', (kind) => {
   it('memory always equals the store, and a group whose commit failed leaves nothing behind', async () => {
@@ -208,14 +202,5 @@ describe.each<StoreKind>(['sqlite', 'memory'])('group commit under any history (
 
 /** A change previewed: it runs, its effects are kept for the answer, and it is rolled back inside the group. */
 function dryRun(core: Core, callers: Record<Who, Caller>, c: Change): string {
-  let outcome = 'ok';
-  try {
-    core.tx.dryRun(() => {
-      outcome = apply(core, callers, c);
-    });
-  } catch (e) {
-    if (!(e instanceof IoasdError)) throw e;
-    outcome = e.errno;
-  }
-  return outcome;
+  return core.tx.dryRun(() => apply(core, callers, c)).result;
 }

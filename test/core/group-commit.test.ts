@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommitFailed } from '../../src/core/tx.js';
 import { snapshot } from '../../src/core/check.js';
-import { failNextSqliteCommit } from '../fail-commit.js';
-import { coreFixture, errnoOf, P, type CoreFixture, type StoreKind } from './fixture.js';
-import type { memoryStore } from './memory-store.js';
+import { coreFixture, errnoOf, failNextCommit, P, type CoreFixture, type StoreKind } from './fixture.js';
 
 /** Group commit (core/tx.ts): the changes of one turn share one transaction and one commit. */
 const rw = { read: true, write: true };
@@ -32,15 +30,6 @@ function grouped(kind: StoreKind) {
   return { f, commits, scheduled: () => scheduled };
 }
 
-/**
- * Makes the next commit fail the way a real one can: on SQLite, a foreign key deferred to COMMIT
- * that does not hold (the commit is refused and the transaction stays open); on the fake, its
- * injected failure.
- */
-function failNextCommit(f: CoreFixture): void {
-  if (f.db) failNextSqliteCommit(f.store, f.db);
-  else (f.store as ReturnType<typeof memoryStore>).failNextCommit(new Error('disk full (injected)'));
-}
 
 describe.each<StoreKind>(['sqlite', 'memory'])('group commit (%s store)', (kind) => {
   it('the changes of one turn share one commit; their result is durable only when it returns', async () => {
