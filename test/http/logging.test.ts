@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger, oneWritePerTurn, redactSecrets } from '../../src/logger.js';
 import { ADMIN_TOKEN, testApp } from '../helpers.js';
 
-/** What docs/operations.md promises of the log: two lines a request with its id, and no secret ever. */
+/** What docs/operations.md promises of the log: one line a request with its id, and no secret ever. */
 
 function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; text: () => string } {
   let text = '';
@@ -17,22 +17,22 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; 
 }
 
 describe('request logging', () => {
-  it('one incoming request and one request completed line, each with the request id; the bearer token is never written', async () => {
+  it('one request completed line a request, with the request id, method, URL, status and time; the bearer token is never written', async () => {
     const out = capture();
     const t = await testApp({ logger: createLogger('info', out.stream) });
     try {
       const res = await t.admin({ url: '/v1/groups/3', headers: { 'x-request-id': 'trace-42' } });
       expect(res.headers['x-request-id']).toBe('trace-42');
       const mine = out.lines().filter((l) => l.reqId === 'trace-42');
-      expect(mine.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
+      expect(mine.map((l) => l.msg)).toEqual(['request completed']);
       expect(mine[0]!.req).toMatchObject({ method: 'GET', url: '/v1/groups/3' });
-      expect(mine[1]!.res).toEqual({ statusCode: 200 });
-      expect(typeof mine[1]!.responseTime).toBe('number');
+      expect(mine[0]!.res).toEqual({ statusCode: 200 });
+      expect(typeof mine[0]!.responseTime).toBe('number');
       // A generated id when the caller sends none (or an unusable one), the same in the header and the log.
       const other = await t.admin({ url: '/healthz', headers: { 'x-request-id': 'has spaces' } });
       const id = other.headers['x-request-id'] as string;
       expect(id).toMatch(/^[0-9a-f-]{36}$/);
-      expect(out.lines().filter((l) => l.reqId === id).map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
+      expect(out.lines().filter((l) => l.reqId === id).map((l) => l.msg)).toEqual(['request completed']);
       expect(out.text()).not.toContain(ADMIN_TOKEN);
     } finally {
       await t.close();

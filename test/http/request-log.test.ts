@@ -6,10 +6,11 @@ import { RequestLogController, requestLoggerFactory } from '../../src/http/reque
 
 /**
  * The lazy request logger (src/http/request-log.ts) writes the very lines Fastify's own child
- * loggers write: the same requests through two servers, one with Fastify's defaults and one with
- * ours, give the same log, byte for byte (responseTime aside, which is measured).
+ * loggers write: the same requests through two servers with the same one-line controller, one making
+ * Fastify's child loggers and one ours, give the same log, byte for byte (responseTime aside, which
+ * is measured).
  */
-async function logOf(ours: boolean): Promise<string> {
+async function logOf(lazy: boolean, level = 'info'): Promise<string> {
   let text = '';
   const stream = new Writable({
     write(chunk, _encoding, callback) {
@@ -17,12 +18,13 @@ async function logOf(ours: boolean): Promise<string> {
       callback();
     },
   });
-  const logger = pino({ level: 'info', timestamp: () => ',"time":1' }, stream) as unknown as FastifyBaseLogger;
+  const logger = pino({ level, timestamp: () => ',"time":1' }, stream) as unknown as FastifyBaseLogger;
   let n = 0;
   const app = Fastify({
     loggerInstance: logger,
     genReqId: () => `req-${++n}`,
-    ...(ours ? { childLoggerFactory: requestLoggerFactory, logController: new RequestLogController() } : {}),
+    logController: new RequestLogController(),
+    ...(lazy ? { childLoggerFactory: requestLoggerFactory } : {}),
   });
   app.get('/plain', async () => ({ ok: true }));
   app.get('/logs', async (request) => {
@@ -46,11 +48,28 @@ async function logOf(ours: boolean): Promise<string> {
 }
 
 describe('request logging without a child logger up front', () => {
-  it('writes exactly the lines of Fastify’s own request loggers', async () => {
-    const [theirs, ours] = [await logOf(false), await logOf(true)];
-    expect(theirs.split('\n').length).toBeGreaterThan(14);
-    expect(theirs).toContain('"reqId":"req-2","extra":1,"msg":"a line of its own"');
-    expect(ours).toBe(theirs);
+  it('writes exactly the lines of Fastify’s own child loggers', async () => {
+    for (const level of ['info', 'debug']) {
+      const [theirs, ours] = [await logOf(false, level), await logOf(true, level)];
+      expect(theirs.split('\n').length).toBeGreaterThan(8);
+      expect(theirs).toContain('"reqId":"req-2","extra":1,"msg":"a line of its own"');
+      expect(ours).toBe(theirs);
+    }
+  });
+
+  it('one line a request at info, with its method, URL, status and time; the arrival too at debug', async () => {
+    const lines = (text: string) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const info = lines(await logOf(true));
+    const plain = info.filter((l) => l.reqId === 'req-1');
+    expect(plain).toEqual([
+      expect.objectContaining({ level: 30, msg: 'request completed', req: expect.objectContaining({ method: 'GET', url: '/plain' }), res: { statusCode: 200 }, responseTime: 0 }),
+    ]);
+    // A route that logs at warn writes no line for its request; a failure is one error line.
+    expect(info.filter((l) => l.reqId === 'req-3')).toEqual([]);
+    expect(info.filter((l) => l.reqId === 'req-4').map((l) => [l.level, l.msg])).toEqual([[50, 'broken'], [30, 'request completed']]);
+    const debug = lines(await logOf(true, 'debug')).filter((l) => l.reqId === 'req-1');
+    expect(debug.map((l) => [l.level, l.msg])).toEqual([[20, 'incoming request'], [30, 'request completed']]);
+    expect(debug[0]!.req).toEqual(debug[1]!.req);
   });
 
   it('makes no child for a request that logs nothing of its own, and one when it does', () => {
@@ -58,6 +77,7 @@ describe('request logging without a child logger up front', () => {
     const lines: unknown[][] = [];
     const parent = {
       level: 'info',
+      debug: () => {},
       info: (...args: unknown[]) => lines.push(args),
       child: () => {
         children++;
@@ -71,10 +91,7 @@ describe('request logging without a child logger up front', () => {
     controller.incomingRequest(request, reply);
     controller.requestCompleted(null, request, reply);
     expect(children).toBe(0);
-    expect(lines).toEqual([
-      [{ reqId: 'r1', req: request }, 'incoming request'],
-      [{ reqId: 'r1', res: reply, responseTime: 1.5 }, 'request completed'],
-    ]);
+    expect(lines).toEqual([[{ reqId: 'r1', req: request, res: reply, responseTime: 1.5 }, 'request completed']]);
     log.info('its own');
     log.info('and another');
     expect(children).toBe(1);
