@@ -76,8 +76,6 @@ const SERVER_CPU = pinning.server.length > 0 ? 'cpu0' : 'cpu';
 /** What each side measured, round by round. */
 type Results = Map<Side, Run[]>;
 
-let keyRun = 0;
-
 /**
  * Waits until the server has worked off what the last run left in flight (the generator drops its
  * connections at the end, the server still finishes their requests): one request answered, then a
@@ -98,7 +96,7 @@ async function once(loader: Loader, side: Side, headers: Record<string, string>,
     connections: settings.connections,
     seconds,
     expect: side.expect,
-    ...(side.write && settings.idempotency ? { idempotencyPrefix: `bench-${process.pid}-${keyRun++}-` } : {}),
+    ...(side.write && settings.idempotency ? { idempotencyKeys: true } : {}),
   };
   const own0 = cpuSeconds(side.server.child.pid);
   const busy0 = cpuBusySeconds(SERVER_CPU);

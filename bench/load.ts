@@ -8,6 +8,7 @@
  * whether the generator itself was the limit: near 100% of its CPU, it was.
  */
 import autocannon, { type RawRequest, type Result } from 'autocannon';
+import { randomUUID } from 'node:crypto';
 
 export interface LoadSpec {
   url: string;
@@ -19,8 +20,8 @@ export interface LoadSpec {
   seconds: number;
   /** The status every answer must have. */
   expect: number;
-  /** Each request carries `Idempotency-Key: <prefix><n>`, n counting up (a new key per request). */
-  idempotencyPrefix?: string;
+  /** Each request carries a new `Idempotency-Key`: a random UUID, as clients make them. */
+  idempotencyKeys?: boolean;
 }
 
 export interface LoadResult {
@@ -39,18 +40,16 @@ export interface LoadResult {
 }
 
 export async function run(spec: LoadSpec): Promise<LoadResult> {
-  const prefix = spec.idempotencyPrefix;
-  let n = 0;
   const request = {
     method: spec.method,
     path: spec.path,
     headers: spec.body === undefined ? spec.headers : { ...spec.headers, 'content-type': 'application/json' },
     ...(spec.body === undefined ? {} : { body: spec.body }),
-    ...(prefix === undefined
+    ...(!spec.idempotencyKeys
       ? {}
       : {
           setupRequest: (r: RawRequest) => {
-            r.headers['idempotency-key'] = `${prefix}${n++}`;
+            r.headers['idempotency-key'] = randomUUID();
             return r;
           },
         }),
