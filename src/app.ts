@@ -48,7 +48,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const app = Fastify({
     ...serverOptions(limits),
-    // With a logger, a request's pino child is made only when something but its two lines logs (http/request-log.ts).
+    // With a logger, a request's pino child is made only when something but its one access line logs (http/request-log.ts).
     ...(options.logger ? { loggerInstance: options.logger, childLoggerFactory: requestLoggerFactory, logController: new RequestLogController() } : { logger: false }),
     genReqId: requestId,
   }).withTypeProvider<ZodTypeProvider>();

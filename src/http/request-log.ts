@@ -92,18 +92,32 @@ export const requestLoggerFactory: NonNullable<FastifyServerOptions['childLogger
  * with the status; formatting and writing a line is about a tenth of the work of a small `GET`, so
  * the arrival line is written at debug level only, for whoever follows requests as they come in
  * (`--log-level debug`). A request that failed in the middle of its answer (`request errored`) is
- * one error line, with the error.
+ * one error line, with the error; one whose client closed the connection first, `request aborted`.
  *
  * While the request's own child logger is not made (see {@link RequestLogger}) the lines are written
  * through the parent with the request id as their first field, which are the bytes the child would
  * write; otherwise (a route's `logLevel` makes the child) through the child.
  */
 export class RequestLogController extends LogController {
-  override incomingRequest(request: FastifyRequest, _reply?: FastifyReply): void {
+  override incomingRequest(request: FastifyRequest, reply?: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
     const log = request.log as unknown;
     if (log instanceof RequestLogger && log.reqId !== undefined) log.parent.debug({ reqId: log.reqId, req: request }, 'incoming request');
     else request.log.debug({ req: request }, 'incoming request');
+    // A connection closed before the answer was complete never finishes the answer, so no
+    // `request completed` would tell of the request.
+    const res = reply?.raw;
+    if (res) res.once('close', () => (res.writableEnded ? undefined : this.requestAborted(request, reply)));
+  }
+
+  /**
+   * `request aborted` at info, `{reqId, req, responseTime}`: the client closed the connection before
+   * the answer was complete (a client giving up or timing out; an event stream's subscriber leaving).
+   */
+  requestAborted(request: FastifyRequest, reply: FastifyReply): void {
+    const log = reply.log as unknown;
+    if (log instanceof RequestLogger && log.reqId !== undefined) log.parent.info({ reqId: log.reqId, req: request, responseTime: reply.elapsedTime }, 'request aborted');
+    else reply.log.info({ req: request, responseTime: reply.elapsedTime }, 'request aborted');
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {

@@ -1,5 +1,7 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RequestLogController, requestLoggerFactory } from '../../src/http/request-log.js';
@@ -95,5 +97,52 @@ describe('request logging without a child logger up front', () => {
     log.info('its own');
     log.info('and another');
     expect(children).toBe(1);
+  });
+
+  it('a request whose client closes the connection before the answer is one request aborted line', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, callback) {
+        lines.push(...String(chunk).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+        callback();
+      },
+    });
+    const logger = pino({ level: 'info' }, stream) as unknown as FastifyBaseLogger;
+    const app = Fastify({ loggerInstance: logger, childLoggerFactory: requestLoggerFactory, logController: new RequestLogController(), genReqId: () => 'slow-1' });
+    let arrived!: () => void;
+    const inHandler = new Promise<void>((resolve) => (arrived = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    app.get('/slow', async () => {
+      arrived();
+      await released;
+      return { late: true };
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = app.server.address() as AddressInfo;
+      const client = httpRequest({ host: '127.0.0.1', port, path: '/slow' });
+      client.on('error', () => {});
+      client.end();
+      await inHandler;
+      client.destroy();
+      await new Promise<void>((resolve, reject) => {
+        const started = Date.now();
+        const poll = (): void => {
+          if (lines.some((l) => l.msg === 'request aborted')) resolve();
+          else if (Date.now() - started > 5000) reject(new Error(`no request aborted line in ${JSON.stringify(lines)}`));
+          else setTimeout(poll, 10);
+        };
+        poll();
+      });
+      release();
+      const mine = lines.filter((l) => l.reqId === 'slow-1');
+      expect(mine[0]).toMatchObject({ level: 30, msg: 'request aborted', req: { method: 'GET', url: '/slow' } });
+      expect(typeof mine[0]!.responseTime).toBe('number');
+      expect(mine.filter((l) => l.msg === 'request completed')).toEqual([]);
+    } finally {
+      release();
+      await app.close();
+    }
   });
 });
