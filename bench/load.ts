@@ -45,14 +45,14 @@ export async function run(spec: LoadSpec): Promise<LoadResult> {
     path: spec.path,
     headers: spec.body === undefined ? spec.headers : { ...spec.headers, 'content-type': 'application/json' },
     ...(spec.body === undefined ? {} : { body: spec.body }),
-    ...(!spec.idempotencyKeys
-      ? {}
-      : {
+    ...(spec.idempotencyKeys
+      ? {
           setupRequest: (r: RawRequest) => {
             r.headers['idempotency-key'] = randomUUID();
             return r;
           },
-        }),
+        }
+      : {}),
   };
   let latencies = new Float64Array(1 << 16);
   let count = 0;

@@ -101,9 +101,7 @@ export const requestLoggerFactory: NonNullable<FastifyServerOptions['childLogger
 export class RequestLogController extends LogController {
   override incomingRequest(request: FastifyRequest, reply?: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    const log = request.log as unknown;
-    if (log instanceof RequestLogger && log.reqId !== undefined) log.parent.debug({ reqId: log.reqId, req: request }, 'incoming request');
-    else request.log.debug({ req: request }, 'incoming request');
+    line(request.log, 'debug', { req: request }, 'incoming request');
     // A connection closed before the answer was complete never finishes the answer, so no
     // `request completed` would tell of the request.
     const res = reply?.raw;
@@ -115,16 +113,22 @@ export class RequestLogController extends LogController {
    * the answer was complete (a client giving up or timing out; an event stream's subscriber leaving).
    */
   requestAborted(request: FastifyRequest, reply: FastifyReply): void {
-    const log = reply.log as unknown;
-    if (log instanceof RequestLogger && log.reqId !== undefined) log.parent.info({ reqId: log.reqId, req: request, responseTime: reply.elapsedTime }, 'request aborted');
-    else reply.log.info({ req: request, responseTime: reply.elapsedTime }, 'request aborted');
+    line(reply.log, 'info', { req: request, responseTime: reply.elapsedTime }, 'request aborted');
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
     if (error) return reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    const log = reply.log as unknown;
-    if (log instanceof RequestLogger && log.reqId !== undefined) log.parent.info({ reqId: log.reqId, req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
-    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    line(reply.log, 'info', { req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
+}
+
+/**
+ * One of a request's own lines: through the parent with the request id as the first field while the
+ * request's child is not made (the bytes the child would write), else through the child.
+ */
+function line(log: FastifyBaseLogger, level: 'debug' | 'info', fields: { req: FastifyRequest; res?: FastifyReply; responseTime?: number }, msg: string): void {
+  const lazy = log as unknown;
+  if (lazy instanceof RequestLogger && lazy.reqId !== undefined) lazy.parent[level]({ reqId: lazy.reqId, ...fields }, msg);
+  else log[level](fields, msg);
 }
